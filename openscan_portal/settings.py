@@ -1,0 +1,248 @@
+"""OpenScan Portal settings.
+
+Every value comes from an environment variable with an embedded default that
+runs on one machine with nothing installed but Python: SQLite, the django-q2
+ORM broker, local files and console e-mail. `.env.example` lists them all.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+
+# A fixed key is only tolerable for local development; production must set one.
+SECRET_KEY = env.str(
+    "DJANGO_SECRET_KEY",
+    default="dev-only-insecure-key-change-me-0123456789abcdefghijklmnop" if DEBUG else "",
+)
+if not SECRET_KEY:
+    raise environ.ImproperlyConfigured(
+        "Set DJANGO_SECRET_KEY (50+ random characters), or DJANGO_DEBUG=true for local use."
+    )
+SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
+
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "tokens",
+    "projects",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "openscan_portal.urls"
+WSGI_APPLICATION = "openscan_portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and the worker write at the same time: wait for the lock
+    # instead of failing, and let readers run beside the writer (WAL).
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files (whitenoise serves them; no CDN anywhere) -----------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- Storage: local | s3 | dropbox ------------------------------------------
+MEDIA_ROOT = env.path("OPENSCAN_MEDIA_ROOT", default=str(BASE_DIR / "media"))
+# Media is never served directly: downloads go through signed views.
+MEDIA_URL = "/media/"
+OPENSCAN_STORAGE = env.str("OPENSCAN_STORAGE", default="local")
+_default_storage: dict = {
+    "local": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT)},
+    },
+    "s3": {"BACKEND": "storages.backends.s3.S3Storage"},
+    "dropbox": {"BACKEND": "storages.backends.dropbox.DropboxStorage"},
+}[OPENSCAN_STORAGE]
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default=None)
+AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default=None)
+AWS_DEFAULT_ACL = None
+AWS_QUERYSTRING_AUTH = True
+AWS_QUERYSTRING_EXPIRE = 4 * 3600
+DROPBOX_OAUTH2_TOKEN = env.str("DROPBOX_OAUTH2_TOKEN", default="")
+DROPBOX_OAUTH2_REFRESH_TOKEN = env.str("DROPBOX_OAUTH2_REFRESH_TOKEN", default="")
+DROPBOX_APP_KEY = env.str("DROPBOX_APP_KEY", default="")
+DROPBOX_APP_SECRET = env.str("DROPBOX_APP_SECRET", default="")
+DROPBOX_ROOT_PATH = env.str("DROPBOX_ROOT_PATH", default="/openscan-portal")
+
+# --- Cache and background work ----------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+OPENSCAN_JOB_TIMEOUT_SECONDS = env.int("OPENSCAN_JOB_TIMEOUT_SECONDS", default=3600)
+Q_CLUSTER = {
+    "name": "openscan",
+    "workers": env.int("OPENSCAN_WORKERS", default=2),
+    # The reconstruction runs in a child process with its own time limit; the
+    # django-q2 timeout is only a backstop above it, and retry must exceed it.
+    "timeout": OPENSCAN_JOB_TIMEOUT_SECONDS + 300,
+    "retry": OPENSCAN_JOB_TIMEOUT_SECONDS + 600,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "label": "Background tasks",
+    **({"redis": REDIS_URL} if REDIS_URL else {"orm": "default"}),
+}
+
+# --- E-mail ------------------------------------------------------------------
+EMAIL_BACKEND = env.str(
+    "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="OpenScan Portal <noreply@localhost>")
+
+# --- API -----------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tokens.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "openscan_portal.drf.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OpenScan Portal API",
+    "DESCRIPTION": "Photos in, textured 3D model out. Authenticate with `Authorization: Bearer <token>`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- OpenScan: tokens, credit, uploads -----------------------------------------
+# The key the original service's clients ship with keeps working when set here.
+OPENSCAN_PUBLIC_TOKEN = env.str("OPENSCAN_PUBLIC_TOKEN", default="osp_public")
+OPENSCAN_PUBLIC_DAILY_QUOTA = env.int("OPENSCAN_PUBLIC_DAILY_QUOTA", default=10_000_000_000)
+OPENSCAN_PUBLIC_LIMIT_FILESIZE = env.int("OPENSCAN_PUBLIC_LIMIT_FILESIZE", default=1_000_000_000)
+OPENSCAN_PUBLIC_LIMIT_PHOTOS = env.int("OPENSCAN_PUBLIC_LIMIT_PHOTOS", default=200)
+OPENSCAN_SIGNUP_CREDIT = env.int("OPENSCAN_SIGNUP_CREDIT", default=5_000_000_000)
+OPENSCAN_PRIVATE_LIMIT_FILESIZE = env.int("OPENSCAN_PRIVATE_LIMIT_FILESIZE", default=2_000_000_000)
+OPENSCAN_PRIVATE_LIMIT_PHOTOS = env.int("OPENSCAN_PRIVATE_LIMIT_PHOTOS", default=500)
+OPENSCAN_PART_MAX_BYTES = env.int("OPENSCAN_PART_MAX_BYTES", default=200_000_000)
+OPENSCAN_UPLOAD_LINK_SECONDS = env.int("OPENSCAN_UPLOAD_LINK_SECONDS", default=4 * 3600)
+OPENSCAN_MAX_IMAGE_PIXELS = env.int("OPENSCAN_MAX_IMAGE_PIXELS", default=120_000_000)
+OPENSCAN_ZIP_MAX_ENTRIES = env.int("OPENSCAN_ZIP_MAX_ENTRIES", default=5000)
+OPENSCAN_ZIP_MAX_UNCOMPRESSED = env.int("OPENSCAN_ZIP_MAX_UNCOMPRESSED", default=8_000_000_000)
+# Base of absolute links handed to clients (ulink, dlink); the request's host when empty.
+OPENSCAN_PUBLIC_URL = env.str("OPENSCAN_PUBLIC_URL", default="")
+
+# --- Security (all on unless DEBUG; `check --deploy` stays clean) ---------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+# Upload links and wire calls come from rigs that speak plain HTTP on a LAN;
+# they are exempt from the redirect (a POST would not follow it anyway).
+SECURE_REDIRECT_EXEMPT = [r"^u/", r"^(getTokenInfo|createProject|startProject|getProjectInfo|resetProject|requestToken|getQueueEstimate|status)$"]
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+
+LOGIN_URL = "/admin/login/"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+}

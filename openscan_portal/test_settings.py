@@ -1,0 +1,32 @@
+"""Test settings: the real settings plus test-only speed-ups.
+
+The database comes from DATABASE_URL like everywhere else (CI runs the suite on
+PostgreSQL and the fast part on SQLite); mail is caught in memory and tasks run
+inline unless a test starts a real cluster.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("DJANGO_DEBUG", "false")
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
+os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+
+from .settings import *  # noqa: E402, F403
+from .settings import Q_CLUSTER, STORAGES  # noqa: E402
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+Q_CLUSTER = {**Q_CLUSTER, "sync": True}
+MEDIA_ROOT = tempfile.mkdtemp(prefix="openscan-test-media-")
+STORAGES = {
+    **STORAGES,
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MEDIA_ROOT},
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+OPENSCAN_PUBLIC_TOKEN = "osp_publictesttoken"

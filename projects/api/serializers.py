@@ -1,0 +1,80 @@
+"""Output shapes shared by several endpoints."""
+
+from typing import Any
+
+from django.urls import reverse
+from rest_framework import serializers
+from rest_framework.request import Request
+
+from projects import links, selectors, services
+from projects.models import Project
+
+
+class PartSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    received = serializers.IntegerField()
+    upload_url = serializers.CharField()
+
+
+class ProjectOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=Project.Status.choices)
+    wire_status = serializers.CharField()
+    photos = serializers.IntegerField()
+    filesize = serializers.IntegerField()
+    parts = PartSerializer(many=True)
+    preset = serializers.CharField()
+    research_consent = serializers.BooleanField()
+    charged = serializers.IntegerField()
+    image_count = serializers.IntegerField(allow_null=True)
+    queue_position = serializers.IntegerField()
+    progress = serializers.DictField()
+    error = serializers.CharField()
+    error_code = serializers.CharField()
+    result_url = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    queued_at = serializers.DateTimeField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+def project_output(request: Request, project: Project) -> dict[str, Any]:
+    received = services.parts_received(project=project) if project.status == Project.Status.CREATED else {}
+    parts = [
+        {
+            "index": i,
+            "received": received.get(i, 0),
+            "upload_url": reverse("projects-api:part", kwargs={"project_id": project.id, "part": i}),
+        }
+        for i in range(project.parts)
+    ]
+    result_url = ""
+    if project.status == Project.Status.DONE and project.result_path:
+        result_url = links.absolute(
+            request,
+            links.download_path(project_id=project.id, generation=project.upload_generation, filename="result.zip"),
+        )
+    data = {
+        "id": project.id,
+        "name": project.name,
+        "status": project.status,
+        "wire_status": selectors.WIRE_STATUS[project.status],
+        "photos": project.photos,
+        "filesize": project.filesize,
+        "parts": parts,
+        "preset": project.preset,
+        "research_consent": project.research_consent,
+        "charged": project.charged,
+        "image_count": project.image_count,
+        "queue_position": selectors.queue_position(project=project),
+        "progress": project.progress,
+        "error": project.error,
+        "error_code": project.error_code,
+        "result_url": result_url,
+        "created_at": project.created_at,
+        "queued_at": project.queued_at,
+        "started_at": project.started_at,
+        "finished_at": project.finished_at,
+    }
+    return ProjectOutputSerializer(data).data

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from projects.api import views
+
+app_name = "projects-api"
+
+urlpatterns = [
+    path("", views.ApiRootApi.as_view(), name="root"),
+    path("projects/", views.ProjectListCreateApi.as_view(), name="list"),
+    path("projects/<uuid:project_id>/", views.ProjectDetailApi.as_view(), name="detail"),
+    path("projects/<uuid:project_id>/start/", views.ProjectStartApi.as_view(), name="start"),
+    path("projects/<uuid:project_id>/reset/", views.ProjectResetApi.as_view(), name="reset"),
+    path("projects/<uuid:project_id>/parts/<int:part>/", views.PartUploadApi.as_view(), name="part"),
+]

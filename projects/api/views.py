@@ -1,0 +1,182 @@
+"""The REST API for projects: create, list, detail, delete, resumable part upload, start."""
+
+from typing import Any
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import BaseParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from openscan_portal.exceptions import ApplicationError
+from projects import selectors, services
+from projects.api.serializers import ProjectOutputSerializer, project_output
+from projects.models import Project
+from tokens.api.auth import request_token
+
+
+class ProjectListCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=255)
+        photos = serializers.IntegerField(min_value=1)
+        filesize = serializers.IntegerField(min_value=1)
+        parts = serializers.IntegerField(min_value=1, max_value=10_000)
+        preset = serializers.ChoiceField(choices=Project.Preset.choices, required=False)
+        research_consent = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+    @extend_schema(responses=ProjectOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        token = request_token(request)
+        if token.is_public:
+            raise exceptions.PermissionDenied(
+                "The public token is shared by everyone, so it cannot list projects; "
+                "use a private token."
+            )
+        projects = selectors.project_list(token=token).select_related("token")[:200]
+        return Response([project_output(request, p) for p in projects])
+
+    @extend_schema(request=InputSerializer, responses={201: ProjectOutputSerializer})
+    def post(self, request: Request) -> Response:
+        token = request_token(request)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = services.project_create(token=token, **data.validated_data)
+        return Response(project_output(request, project), status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailApi(APIView):
+    @extend_schema(responses=ProjectOutputSerializer)
+    def get(self, request: Request, project_id: str) -> Response:
+        project = selectors.project_get(token=request_token(request), project_id=project_id)
+        return Response(project_output(request, project))
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, project_id: str) -> Response:
+        project = selectors.project_get(token=request_token(request), project_id=project_id)
+        services.project_delete(project=project)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ProjectStartApi(APIView):
+    @extend_schema(request=None, responses=ProjectOutputSerializer)
+    def post(self, request: Request, project_id: str) -> Response:
+        project = selectors.project_get(token=request_token(request), project_id=project_id)
+        project = services.project_start(project=project)
+        return Response(project_output(request, project))
+
+
+class ProjectResetApi(APIView):
+    @extend_schema(request=None, responses=ProjectOutputSerializer)
+    def post(self, request: Request, project_id: str) -> Response:
+        project = selectors.project_get(token=request_token(request), project_id=project_id)
+        project = services.project_reset(project=project)
+        return Response(project_output(request, project))
+
+
+class _RawBodyParser(BaseParser):
+    """Declares the raw upload types; the view streams the body itself, never via parsers."""
+
+    media_type = "*/*"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        return None
+
+
+def _offset_header(request: Request) -> int:
+    raw = request.headers.get("Upload-Offset", request.query_params.get("offset", ""))
+    if not raw.isdigit():
+        raise ApplicationError(
+            "Send the part's current size in the Upload-Offset header (HEAD the part to read it).",
+            code="offset_missing",
+        )
+    return int(raw)
+
+
+class PartUploadApi(APIView):
+    """A part of the project's zip: HEAD/GET say how many bytes arrived, PATCH appends.
+
+    Resumable in the manner of tus: PATCH carries ``Upload-Offset`` equal to the
+    bytes already on the server and answers 204 with the new ``Upload-Offset``;
+    a stale offset gets 409 with the server's offset, so an interrupted upload
+    continues where it stopped instead of starting again.
+    """
+
+    parser_classes = [_RawBodyParser]
+    throttle_scope = "uploads"
+
+    def _headers(self, request: Request, project: Project, part: int, offset: int) -> dict[str, str]:
+        return {
+            "Upload-Offset": str(offset),
+            "Upload-Max-Size": str(services.uploads_part_limit()),
+            "Cache-Control": "no-store",
+        }
+
+    @extend_schema(responses={200: None})
+    def head(self, request: Request, project_id: str, part: int) -> Response:
+        return self.get(request, project_id, part)
+
+    @extend_schema(
+        responses={200: {"type": "object", "properties": {"index": {"type": "integer"}, "received": {"type": "integer"}}}}
+    )
+    def get(self, request: Request, project_id: str, part: int) -> Response:
+        project = selectors.project_get(token=request_token(request), project_id=project_id)
+        if not 0 <= part < project.parts:
+            raise exceptions.NotFound(f"The project has {project.parts} parts (0 to {project.parts - 1}).")
+        offset = services.part_received(project=project, part=part)
+        return Response(
+            {"index": part, "received": offset},
+            headers=self._headers(request, project, part, offset),
+        )
+
+    @extend_schema(
+        request={"application/offset+octet-stream": {"type": "string", "format": "binary"}},
+        parameters=[OpenApiParameter("Upload-Offset", int, OpenApiParameter.HEADER, required=True)],
+        responses={204: None, 409: None},
+    )
+    def patch(self, request: Request, project_id: str, part: int) -> HttpResponse:
+        project = selectors.project_get(token=request_token(request), project_id=project_id)
+        offset = _offset_header(request)
+        raw = request.META.get("CONTENT_LENGTH") or ""
+        if not raw.isdigit():
+            raise ApplicationError("Send a Content-Length header with each chunk.", status=411)
+        try:
+            new_offset = services.part_append(
+                project=project,
+                part=part,
+                offset=offset,
+                stream=request._request,  # type: ignore[arg-type]  # file-like over wsgi.input
+                length=int(raw),
+            )
+        except ApplicationError as exc:
+            if exc.code == "offset_mismatch":
+                current = services.part_received(project=project, part=part)
+                return Response(
+                    {"error": exc.message, "code": exc.code, "received": current},
+                    status=exc.status,
+                    headers=self._headers(request, project, part, current),
+                )
+            raise
+        return Response(status=status.HTTP_204_NO_CONTENT, headers=self._headers(request, project, part, new_offset))
+
+    post = patch
+
+
+class ApiRootApi(APIView):
+    """What this server offers, so clients can choose the resumable REST upload."""
+
+    permission_classes: list = []
+    authentication_classes: list = []
+
+    @extend_schema(responses={200: {"type": "object"}})
+    def get(self, request: Request) -> Response:
+        return Response(
+            {
+                "version": 1,
+                "resumable_uploads": True,
+                "max_part_size": services.uploads_part_limit(),
+                "schema": request.build_absolute_uri("/api/schema/"),
+                "docs": request.build_absolute_uri("/api/docs/"),
+            }
+        )

@@ -1,0 +1,105 @@
+import uuid
+
+from django.db import models
+
+from openscan_portal.models import TimeStampedModel
+from tokens.models import Token
+
+
+class Project(TimeStampedModel):
+    """One image set sent by a client and everything made from it."""
+
+    class Status(models.TextChoices):
+        CREATED = "created", "Waiting for upload"
+        QUEUED = "queued", "Queued"
+        PROCESSING = "processing", "Processing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired"
+
+    class Preset(models.TextChoices):
+        FAST = "fast", "Fast"
+        BALANCED = "balanced", "Balanced"
+        QUALITY = "quality", "Quality"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    token = models.ForeignKey(Token, on_delete=models.PROTECT, related_name="projects")
+    # The client's name, e.g. "2024-01-31_10.20.30-my vase.zip": unique per token.
+    name = models.CharField(max_length=255)
+    photos = models.PositiveIntegerField()
+    filesize = models.BigIntegerField()
+    parts = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATED)
+    preset = models.CharField(max_length=16, choices=Preset.choices, default=Preset.BALANCED)
+    research_consent = models.BooleanField(default=False)
+    # Bumped by every (re)creation and reset so links of an earlier upload stop working.
+    upload_generation = models.PositiveIntegerField(default=1)
+    # Bytes charged for the current upload; set to 0 exactly once when refunded.
+    charged = models.BigIntegerField(default=0)
+    charged_at = models.DateTimeField(null=True, blank=True)
+    image_count = models.PositiveIntegerField(null=True, blank=True)
+    input_path = models.CharField(max_length=500, blank=True)
+    result_path = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    progress = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["token", "name"], name="project_name_unique_per_token"),
+            models.CheckConstraint(condition=models.Q(charged__gte=0), name="project_charged_not_negative"),
+            models.CheckConstraint(condition=models.Q(parts__gte=1), name="project_parts_positive"),
+        ]
+        indexes = [models.Index(fields=["status", "queued_at"])]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in {
+            self.Status.DONE,
+            self.Status.FAILED,
+            self.Status.CANCELLED,
+            self.Status.EXPIRED,
+        }
+
+    @property
+    def storage_prefix(self) -> str:
+        return f"projects/{self.id.hex}"
+
+
+class UploadChunk(models.Model):
+    """Bytes of one part of a project's zip, stored as one object.
+
+    A part is the concatenation of its chunks in offset order. A whole-part POST
+    (the wire protocol) replaces all chunks of the part; a resumable PATCH adds
+    one at the current end. Storage backends cannot append, hence chunks.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="chunks")
+    generation = models.PositiveIntegerField()
+    part = models.PositiveIntegerField()
+    offset = models.BigIntegerField()
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    storage_name = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "generation", "part", "offset"], name="chunk_unique_offset"
+            )
+        ]
+        ordering = ["part", "offset"]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} part {self.part} @{self.offset} ({self.size} B)"

@@ -1,0 +1,74 @@
+"""Reads for projects. Visibility is decided here and nowhere else."""
+
+import uuid
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from projects.models import Project
+from tokens.models import Token
+
+# The strings OpenScanCloud clients know; they stop polling on the last three.
+WIRE_STATUS = {
+    Project.Status.CREATED: "created",
+    Project.Status.QUEUED: "started",
+    Project.Status.PROCESSING: "processing started",
+    Project.Status.DONE: "processing done",
+    Project.Status.FAILED: "processing failed",
+    Project.Status.CANCELLED: "processing failed",
+    Project.Status.EXPIRED: "expired",
+}
+
+
+def project_list(*, token: Token) -> QuerySet[Project]:
+    return Project.objects.filter(token=token).order_by("-created_at")
+
+
+def project_get(*, token: Token, project_id: uuid.UUID | str) -> Project:
+    """The token's project with this id; Http404 for anyone else's, so existence never leaks."""
+    try:
+        pid = project_id if isinstance(project_id, uuid.UUID) else uuid.UUID(str(project_id))
+    except ValueError as exc:
+        raise Http404("No such project.") from exc
+    project = Project.objects.filter(token=token, pk=pid).select_related("token").first()
+    if project is None:
+        raise Http404("No such project.")
+    return project
+
+
+def project_get_by_name(*, token: Token, name: str) -> Project | None:
+    return Project.objects.filter(token=token, name=name).select_related("token").first()
+
+
+def queue_position(*, project: Project) -> int:
+    """Projects that will be taken before this one (private tokens go first)."""
+    if project.status != Project.Status.QUEUED or project.queued_at is None:
+        return 0
+    ahead = Project.objects.filter(status=Project.Status.QUEUED)
+    if project.token.is_public:
+        earlier_same = ahead.filter(token__kind=Token.Kind.PUBLIC, queued_at__lt=project.queued_at)
+        return ahead.filter(token__kind=Token.Kind.PRIVATE).count() + earlier_same.count()
+    return ahead.filter(token__kind=Token.Kind.PRIVATE, queued_at__lt=project.queued_at).count()
+
+
+def queue_counts() -> dict[str, int]:
+    return {
+        "queued": Project.objects.filter(status=Project.Status.QUEUED).count(),
+        "processing": Project.objects.filter(status=Project.Status.PROCESSING).count(),
+    }
+
+
+def queued_private_count() -> int:
+    return Project.objects.filter(status=Project.Status.QUEUED, token__kind=Token.Kind.PRIVATE).count()
+
+
+def queue_estimate_seconds(*, ahead: int) -> int:
+    """A rough wait: projects ahead times the median run time of recent projects."""
+    recent = list(
+        Project.objects.filter(status=Project.Status.DONE, started_at__isnull=False, finished_at__isnull=False)
+        .order_by("-finished_at")
+        .values_list("started_at", "finished_at")[:20]
+    )
+    durations = sorted((end - start).total_seconds() for start, end in recent)
+    typical = durations[len(durations) // 2] if durations else 300.0
+    return int(ahead * typical)

@@ -1,0 +1,293 @@
+"""Project life: create (and charge), start (check and queue), reset, delete."""
+
+import datetime
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from openscan_portal.exceptions import ApplicationError
+from projects.archive import ArchiveError, ArchiveLimits, inspect_zip
+from projects.models import Project
+from projects.services.uploads import parts_join, temp_dir, temp_dir_remove, upload_discard
+from tokens.models import Token
+from tokens.services import credit_charge, credit_refund
+
+_NAME_FORBIDDEN = set('/\\\x00') | {chr(c) for c in range(32)}
+
+
+def _validate_request(*, token: Token, name: str, photos: int, parts: int, filesize: int) -> None:
+    if not name or len(name) > 255 or set(name) & _NAME_FORBIDDEN or name.strip(" .") == "":
+        raise ApplicationError(
+            "The project name must be 1 to 255 characters without slashes or control "
+            "characters, e.g. '2024-01-31 my vase.zip'."
+        )
+    if photos < 1:
+        raise ApplicationError("photos must be at least 1.")
+    if parts < 1:
+        raise ApplicationError("parts must be at least 1.")
+    if filesize < parts:
+        raise ApplicationError("filesize must be at least one byte per part.")
+    part_max = settings.OPENSCAN_PART_MAX_BYTES
+    if filesize > parts * part_max:
+        raise ApplicationError(
+            f"{parts} part(s) of at most {part_max} bytes cannot hold {filesize} bytes; "
+            f"split the zip into at least {-(-filesize // part_max)} parts."
+        )
+    if filesize > token.limit_filesize:
+        raise ApplicationError(
+            f"The zip is {filesize} bytes; this token allows at most {token.limit_filesize} "
+            "bytes per project."
+        )
+    if photos > token.limit_photos:
+        raise ApplicationError(
+            f"The set has {photos} photos; this token allows at most {token.limit_photos} "
+            "per project."
+        )
+
+
+def _charge(project: Project) -> None:
+    credit_charge(
+        token=project.token,
+        amount=project.filesize,
+        reason=f"Project '{project.name}'",
+        project_ref=str(project.id),
+    )
+    project.charged = project.filesize
+    project.charged_at = timezone.now()
+
+
+def project_refund(*, project: Project, reason: str) -> bool:
+    """Give the project's charge back, at most once; return whether this call refunded.
+
+    Must run inside a transaction together with the status change that warrants it.
+    """
+    amount = project.charged
+    if amount <= 0:
+        return False
+    won = Project.objects.filter(pk=project.pk, charged=amount).update(charged=0)
+    if not won:
+        return False
+    charged_on = (project.charged_at or timezone.now()).astimezone(datetime.UTC).date()
+    credit_refund(
+        token=project.token,
+        amount=amount,
+        reason=reason,
+        project_ref=str(project.id),
+        charged_on=charged_on,
+    )
+    project.charged = 0
+    return True
+
+
+@transaction.atomic
+def project_create(
+    *,
+    token: Token,
+    name: str,
+    photos: int,
+    parts: int,
+    filesize: int,
+    preset: str | None = None,
+    research_consent: bool | None = None,
+) -> Project:
+    """Create a project and charge its size, or renew a project still waiting for upload.
+
+    Creating again under the same name while the project is ``created`` (a retried
+    upload, or after resetProject) returns it with the new sizes; it is charged
+    once for its current size. Raises ApplicationError (402 for missing credit).
+    """
+    _validate_request(token=token, name=name, photos=photos, parts=parts, filesize=filesize)
+    if preset is not None and preset not in Project.Preset.values:
+        raise ApplicationError(f"preset must be one of {', '.join(Project.Preset.values)}.")
+    consent = token.is_public if research_consent is None else research_consent
+    existing = Project.objects.select_for_update().filter(token=token, name=name).first()
+    if existing is None:
+        project = Project(
+            token=token,
+            name=name,
+            photos=photos,
+            parts=parts,
+            filesize=filesize,
+            preset=preset or Project.Preset.BALANCED,
+            research_consent=consent,
+        )
+        try:
+            with transaction.atomic():
+                project.save(force_insert=True)
+        except IntegrityError:
+            # A concurrent request created it: treat this one as the retry it is.
+            existing = Project.objects.select_for_update().get(token=token, name=name)
+        else:
+            _charge(project)
+            project.save(update_fields=["charged", "charged_at"])
+            return project
+    if existing.status != Project.Status.CREATED:
+        raise ApplicationError(
+            f"A project named '{name}' already exists and is "
+            f"{existing.get_status_display().lower()}. Reset it first, or use another name.",
+            status=409,
+            code="project_exists",
+        )
+    same_layout = (existing.parts, existing.filesize) == (parts, filesize)
+    if existing.charged and existing.charged != filesize:
+        project_refund(project=existing, reason=f"Project '{name}' created again with another size")
+    existing.photos = photos
+    if not same_layout:
+        existing.parts, existing.filesize = parts, filesize
+        existing.upload_generation += 1
+        upload_discard(project=existing)
+    if preset is not None:
+        existing.preset = preset
+    if research_consent is not None:
+        existing.research_consent = research_consent
+    if not existing.charged:
+        _charge(existing)
+    existing.save()
+    return existing
+
+
+def _archive_limits(project: Project) -> ArchiveLimits:
+    return ArchiveLimits(
+        max_entries=settings.OPENSCAN_ZIP_MAX_ENTRIES,
+        max_uncompressed=settings.OPENSCAN_ZIP_MAX_UNCOMPRESSED,
+        max_photos=project.token.limit_photos,
+        max_image_pixels=settings.OPENSCAN_MAX_IMAGE_PIXELS,
+    )
+
+
+def project_start(*, project: Project) -> Project:
+    """Check that the whole zip arrived and is usable, store it, and queue the project.
+
+    The checks run before anything is queued: on failure the project stays
+    ``created`` and can be uploaded again. Raises ApplicationError.
+    """
+    if project.status != Project.Status.CREATED:
+        if project.status in {Project.Status.QUEUED, Project.Status.PROCESSING}:
+            return project  # Starting twice is harmless: clients retry.
+        raise ApplicationError(
+            f"The project is {project.get_status_display().lower()}; reset it to upload and start again.",
+            status=409,
+            code="project_not_startable",
+        )
+    workdir = temp_dir()
+    try:
+        zip_path = workdir / "input.zip"
+        parts_join(project=project, dest=zip_path)
+        try:
+            summary = inspect_zip(zip_path, limits=_archive_limits(project))
+        except ArchiveError as exc:
+            raise ApplicationError(str(exc), code="bad_archive") from exc
+        if len(summary.images) > project.photos:
+            raise ApplicationError(
+                f"The zip contains {len(summary.images)} photos but the project was created "
+                f"for {project.photos}. Create it again with photos={len(summary.images)}.",
+                code="photo_count",
+            )
+        # Copy the zip into storage before taking any lock: it can be gigabytes.
+        name = f"{project.storage_prefix}/input-{project.upload_generation}.zip"
+        with zip_path.open("rb") as fh:
+            stored = default_storage.save(name, File(fh, name="input.zip"))
+        try:
+            return _queue(project=project, stored=stored, image_count=len(summary.images))
+        except Exception:
+            default_storage.delete(stored)
+            raise
+    finally:
+        temp_dir_remove(workdir)
+
+
+@transaction.atomic
+def _queue(*, project: Project, stored: str, image_count: int) -> Project:
+    locked = Project.objects.select_for_update().get(pk=project.pk)
+    if locked.status != Project.Status.CREATED or locked.upload_generation != project.upload_generation:
+        raise ApplicationError("The project changed while it was being checked; start it again.", status=409)
+    if not locked.charged:
+        _charge(locked)  # Reset refunded it and nobody created it again.
+    old_input = locked.input_path
+    locked.input_path = stored
+    locked.image_count = image_count
+    locked.status = Project.Status.QUEUED
+    locked.queued_at = timezone.now()
+    locked.error = locked.error_code = ""
+    locked.progress = {}
+    locked.save()
+    upload_discard(project=locked)
+    if old_input and old_input != stored:
+        transaction.on_commit(lambda: default_storage.delete(old_input))
+    return locked
+
+
+_REFUNDABLE_ON_RESET = {Project.Status.CREATED, Project.Status.QUEUED, Project.Status.CANCELLED}
+
+
+@transaction.atomic
+def project_reset(*, project: Project) -> Project:
+    """Throw away the upload and results so the set can be sent again under the same name.
+
+    Credit comes back if the project was never processed. A running project
+    cannot be reset (cancel it first).
+    """
+    locked = Project.objects.select_for_update().get(pk=project.pk)
+    if locked.status == Project.Status.PROCESSING:
+        raise ApplicationError(
+            "The project is being processed; wait for it to finish or cancel it first.",
+            status=409,
+            code="project_processing",
+        )
+    if locked.status in _REFUNDABLE_ON_RESET:
+        project_refund(project=locked, reason=f"Project '{locked.name}' reset before processing")
+    else:
+        locked.charged = 0  # Spent on the processing that happened; a new upload pays anew.
+    upload_discard(project=locked)
+    _delete_outputs_on_commit(locked)
+    locked.status = Project.Status.CREATED
+    locked.upload_generation += 1
+    locked.input_path = locked.result_path = ""
+    locked.error = locked.error_code = ""
+    locked.progress = {}
+    locked.attempts = 0
+    locked.queued_at = locked.started_at = locked.finished_at = locked.heartbeat_at = None
+    locked.save()
+    return locked
+
+
+def storage_delete_tree(prefix: str) -> None:
+    """Delete every file under ``prefix`` in the default storage."""
+    try:
+        dirs, files = default_storage.listdir(prefix)
+    except (FileNotFoundError, NotImplementedError):
+        return
+    for name in files:
+        default_storage.delete(f"{prefix}/{name}")
+    for sub in dirs:
+        storage_delete_tree(f"{prefix}/{sub}")
+
+
+def _delete_outputs_on_commit(project: Project) -> None:
+    input_path, result_path = project.input_path, project.result_path
+
+    def delete() -> None:
+        if input_path:
+            default_storage.delete(input_path)
+        if result_path:
+            storage_delete_tree(result_path)
+
+    transaction.on_commit(delete)
+
+
+@transaction.atomic
+def project_delete(*, project: Project) -> None:
+    """Delete the project and its files; credit comes back if it was never processed."""
+    locked = Project.objects.select_for_update().get(pk=project.pk)
+    if locked.status == Project.Status.PROCESSING:
+        raise ApplicationError(
+            "The project is being processed; cancel it first.", status=409, code="project_processing"
+        )
+    if locked.status in _REFUNDABLE_ON_RESET:
+        project_refund(project=locked, reason=f"Project '{locked.name}' deleted before processing")
+    upload_discard(project=locked)
+    prefix = locked.storage_prefix
+    transaction.on_commit(lambda: storage_delete_tree(prefix))
+    locked.delete()

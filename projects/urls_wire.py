@@ -1,0 +1,24 @@
+"""Root-level paths of the OpenScanCloud wire protocol (no trailing slash, no prefix)."""
+
+from django.urls import path, re_path
+
+from projects import wire
+
+app_name = "wire"
+
+urlpatterns = [
+    path("status", wire.status, name="status"),
+    path("getTokenInfo", wire.get_token_info, name="getTokenInfo"),
+    path("createProject", wire.create_project, name="createProject"),
+    path("startProject", wire.start_project, name="startProject"),
+    path("getProjectInfo", wire.get_project_info, name="getProjectInfo"),
+    path("resetProject", wire.reset_project, name="resetProject"),
+    path("requestToken", wire.request_token, name="requestToken"),
+    path("getQueueEstimate", wire.get_queue_estimate, name="getQueueEstimate"),
+    re_path(r"^u/(?P<signed>[A-Za-z0-9_.:-]+)$", wire.upload_part, name="upload"),
+    re_path(
+        r"^d/(?P<signed>[A-Za-z0-9_.:-]+)/(?P<filename>[A-Za-z0-9_-]{1,64}\.(?:zip|glb|obj|mtl|png|jpg|ply|json))$",
+        wire.download,
+        name="download",
+    ),
+]

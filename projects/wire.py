@@ -1,0 +1,233 @@
+"""The OpenScanCloud wire API, exactly as existing clients speak it.
+
+Every call is a GET with query-string parameters (extra ones are ignored) and
+HTTP Basic auth ``openscan:free`` that is accepted and not needed: the token
+parameter is the credential. Answers are JSON; errors are 4xx with
+``{"error": "<what to do>"}``. Views only parse, call a service and answer.
+"""
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.core.validators import validate_email
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods
+
+from openscan_portal.exceptions import ApplicationError
+from projects import links, selectors, services
+from projects.models import Project
+from tokens import selectors as token_selectors
+from tokens import services as token_services
+from tokens.models import Token
+
+logger = logging.getLogger(__name__)
+
+View = Callable[..., HttpResponse]
+
+
+def _error(message: str, status: int = 400) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+def wire_endpoint(view: View) -> View:
+    """Turn ApplicationError into a 4xx answer and allow GET (and HEAD) only."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except ApplicationError as exc:
+            return _error(exc.message, exc.status)
+
+    return require_GET(wrapper)
+
+
+def _param(request: HttpRequest, name: str) -> str:
+    value = request.GET.get(name)
+    if value is None or value == "":
+        raise ApplicationError(f"The parameter '{name}' is missing.")
+    return value
+
+
+def _int_param(request: HttpRequest, name: str) -> int:
+    raw = _param(request, name).strip()
+    if not raw.isdigit() or len(raw) > 15:
+        raise ApplicationError(f"The parameter '{name}' must be a whole number, got '{raw[:40]}'.")
+    return int(raw)
+
+
+def _token(request: HttpRequest) -> Token:
+    token = token_selectors.token_get_by_key(key=_param(request, "token"))
+    if token is None:
+        raise ApplicationError("The token is unknown or deactivated. Check it on your token page.")
+    token_services.token_touch(token=token)
+    return token
+
+
+def _upload_links(request: HttpRequest, project: Project) -> list[str]:
+    return [
+        links.absolute(
+            request,
+            links.upload_path(project_id=project.id, generation=project.upload_generation, part=i),
+        )
+        for i in range(project.parts)
+    ]
+
+
+def _download_link(request: HttpRequest, project: Project) -> str:
+    if project.status != Project.Status.DONE or not project.result_path:
+        return ""
+    path = links.download_path(
+        project_id=project.id, generation=project.upload_generation, filename="result.zip"
+    )
+    return links.absolute(request, path)
+
+
+@wire_endpoint
+def status(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"status": "online"})
+
+
+@wire_endpoint
+def get_token_info(request: HttpRequest) -> HttpResponse:
+    token = _token(request)
+    return JsonResponse(
+        {
+            "credit": token_selectors.token_credit_available(token=token),
+            "limit_filesize": token.limit_filesize,
+            "limit_photos": token.limit_photos,
+        }
+    )
+
+
+@wire_endpoint
+def create_project(request: HttpRequest) -> HttpResponse:
+    token = _token(request)
+    project = services.project_create(
+        token=token,
+        name=_param(request, "project"),
+        photos=_int_param(request, "photos"),
+        parts=_int_param(request, "parts"),
+        filesize=_int_param(request, "filesize"),
+    )
+    return JsonResponse(
+        {"status": "created", "ulink": _upload_links(request, project), "credit": project.charged}
+    )
+
+
+@wire_endpoint
+def start_project(request: HttpRequest) -> HttpResponse:
+    token = _token(request)
+    project = selectors.project_get_by_name(token=token, name=_param(request, "project"))
+    if project is None:
+        raise ApplicationError("There is no project of that name for this token; create it first.")
+    services.project_start(project=project)
+    return JsonResponse({"status": "started"})
+
+
+@wire_endpoint
+def get_project_info(request: HttpRequest) -> HttpResponse:
+    token = _token(request)
+    project = selectors.project_get_by_name(token=token, name=_param(request, "project"))
+    if project is None:
+        # OpenScan2 reads 401 as "this project is new".
+        return _error("There is no project of that name for this token.", 401)
+    ulinks = _upload_links(request, project) if project.status == Project.Status.CREATED else []
+    return JsonResponse(
+        {
+            "dlink": _download_link(request, project),
+            "status": selectors.WIRE_STATUS[project.status],
+            "ulink": ulinks,
+        }
+    )
+
+
+@wire_endpoint
+def reset_project(request: HttpRequest) -> HttpResponse:
+    token = _token(request)
+    project = selectors.project_get_by_name(token=token, name=_param(request, "project"))
+    if project is None:
+        raise ApplicationError("There is no project of that name for this token.")
+    services.project_reset(project=project)
+    return JsonResponse({})
+
+
+@wire_endpoint
+def request_token(request: HttpRequest) -> HttpResponse:
+    email = _param(request, "mail").strip()
+    forename = _param(request, "forename").strip()[:100]
+    surname = _param(request, "lastname").strip()[:100]
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise ApplicationError(f"'{email[:80]}' is not a valid e-mail address.") from exc
+    token_services.token_request(email=email, forename=forename, surname=surname)
+    return JsonResponse({})
+
+
+@wire_endpoint
+def get_queue_estimate(request: HttpRequest) -> HttpResponse:
+    token = _token(request)
+    counts = selectors.queue_counts()
+    ahead = counts["queued"] if token.is_public else selectors.queued_private_count()
+    return JsonResponse(
+        {
+            "queue": ahead,
+            "processing": counts["processing"],
+            "estimate_seconds": selectors.queue_estimate_seconds(ahead=ahead),
+        }
+    )
+
+
+@csrf_exempt
+@require_http_methods(["POST", "PUT"])
+def upload_part(request: HttpRequest, signed: str) -> HttpResponse:
+    """Receive one part at its signed upload link (no auth: the link is the credential)."""
+    try:
+        target = links.upload_target(signed)
+        project = Project.objects.filter(pk=target.project_id).select_related("token").first()
+        if project is None:
+            raise ApplicationError("The project of this link no longer exists.", status=410)
+        length = _content_length(request)
+        chunk = services.part_replace(
+            project=project,
+            generation=target.generation,
+            part=target.part,
+            stream=request,  # type: ignore[arg-type]  # HttpRequest is file-like over wsgi.input
+            length=length,
+        )
+    except ApplicationError as exc:
+        return _error(exc.message, exc.status)
+    return JsonResponse({"part": target.part + 1, "size": chunk.size, "sha256": chunk.sha256})
+
+
+def _content_length(request: HttpRequest) -> int:
+    raw = request.META.get("CONTENT_LENGTH") or ""
+    if not raw.isdigit():
+        raise ApplicationError(
+            "Send the part with a Content-Length header (chunked uploads are not accepted).",
+            status=411,
+        )
+    return int(raw)
+
+
+@require_http_methods(["GET", "HEAD"])
+def download(request: HttpRequest, signed: str, filename: str) -> HttpResponse:
+    """Serve a finished project's result zip; extra query parameters (dl=1) are ignored."""
+    try:
+        project_id, generation = links.download_target(signed)
+    except ApplicationError as exc:
+        raise Http404(exc.message) from exc
+    project = Project.objects.filter(pk=project_id, upload_generation=generation).first()
+    if project is None or project.status != Project.Status.DONE or not project.result_path:
+        raise Http404("This result is no longer available.")
+    return FileResponse(
+        default_storage.open(f"{project.result_path}/{filename}", "rb"),
+        as_attachment=True,
+        filename=f"{project.name.removesuffix('.zip')}-{filename}",
+    )

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# System libraries the Python wheels need: Open3D loads libusb and libgomp.
+# Installs them with apt-get when missing and allowed; otherwise says what to install.
+set -euo pipefail
+missing=()
+ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so' || missing+=(libusb-1.0-0)
+ldconfig -p 2>/dev/null | grep -q 'libgomp.so' || missing+=(libgomp1)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+else
+  echo "Please install these system packages first: ${missing[*]} (e.g. sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
