@@ -25,7 +25,7 @@ class CreditAdjustForm(forms.Form):
 
 
 class TokenCreateForm(forms.ModelForm):
-    credit = forms.IntegerField(min_value=0, initial=0, help_text="Starting credit in bytes.")
+    starting_credit = forms.IntegerField(min_value=0, initial=0, help_text="Credit in bytes, written to the ledger.")
 
     class Meta:
         model = Token
@@ -116,8 +116,11 @@ class TokenAdmin(admin.ModelAdmin):
 
     def get_fields(self, request: HttpRequest, obj: Token | None = None) -> list[str]:
         if obj is None:
-            return ["forename", "surname", "email", "user", "credit", "limit_filesize", "limit_photos"]
+            return ["forename", "surname", "email", "user", "starting_credit", "limit_filesize", "limit_photos"]
         return self.fields
+
+    def get_inlines(self, request: HttpRequest, obj: Token | None = None) -> list:
+        return [] if obj is None else self.inlines
 
     def get_readonly_fields(self, request: HttpRequest, obj: Token | None = None) -> list[str]:
         return [] if obj is None else self.readonly_fields
@@ -130,7 +133,7 @@ class TokenAdmin(admin.ModelAdmin):
             email=obj.email,
             forename=obj.forename,
             surname=obj.surname,
-            credit=form.cleaned_data["credit"],
+            credit=form.cleaned_data["starting_credit"],
             limit_filesize=obj.limit_filesize,
             limit_photos=obj.limit_photos,
             user=obj.user,

@@ -9,19 +9,28 @@ from tokens.api.auth import request_token
 from tokens.models import CreditLedgerEntry
 
 
+class TokenOutputSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    masked_key = serializers.CharField()
+    credit = serializers.IntegerField(help_text="Bytes that can be spent now.")
+    limit_filesize = serializers.IntegerField()
+    limit_photos = serializers.IntegerField()
+    daily_quota = serializers.IntegerField(allow_null=True)
+    used_today = serializers.IntegerField()
+    forename = serializers.CharField()
+    surname = serializers.CharField()
+    email = serializers.CharField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+
+
+class LedgerEntryOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CreditLedgerEntry
+        fields = ["id", "created_at", "kind", "amount", "balance_after", "reason", "project_ref"]
+
+
 class TokenDetailApi(APIView):
-    class OutputSerializer(serializers.Serializer):
-        kind = serializers.CharField()
-        masked_key = serializers.CharField()
-        credit = serializers.IntegerField(help_text="Bytes that can be spent now.")
-        limit_filesize = serializers.IntegerField()
-        limit_photos = serializers.IntegerField()
-        daily_quota = serializers.IntegerField(allow_null=True)
-        used_today = serializers.IntegerField()
-        forename = serializers.CharField()
-        surname = serializers.CharField()
-        email = serializers.CharField()
-        last_used_at = serializers.DateTimeField(allow_null=True)
+    OutputSerializer = TokenOutputSerializer
 
     @extend_schema(responses=OutputSerializer)
     def get(self, request: Request) -> Response:
@@ -43,10 +52,7 @@ class TokenDetailApi(APIView):
 
 
 class LedgerListApi(APIView):
-    class OutputSerializer(serializers.ModelSerializer):
-        class Meta:
-            model = CreditLedgerEntry
-            fields = ["id", "created_at", "kind", "amount", "balance_after", "reason", "project_ref"]
+    OutputSerializer = LedgerEntryOutputSerializer
 
     @extend_schema(responses=OutputSerializer(many=True))
     def get(self, request: Request) -> Response:

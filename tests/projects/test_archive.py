@@ -1,0 +1,139 @@
+"""Zip checks before anything is unpacked (no Django needed)."""
+
+import io
+import stat
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from projects.archive import ArchiveError, ArchiveLimits, extract_images, inspect_zip
+from tests.images import jpeg_bytes, png_bytes, png_header_only, zip_bytes
+
+LIMITS = ArchiveLimits(max_entries=100, max_uncompressed=50_000_000, max_photos=10, max_image_pixels=120_000_000)
+
+
+def _write(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / "in.zip"
+    path.write_bytes(data)
+    return path
+
+
+def test_a_good_set_passes_with_sidecars_and_os_junk_ignored(tmp_path):
+    data = zip_bytes(
+        {
+            "scan/IMG_1.JPG": jpeg_bytes(seed=1),
+            "scan/IMG_2.jpeg": jpeg_bytes(seed=2),
+            "scan/IMG_3.png": png_bytes(),
+            "scan/rig.json": b"{}",
+            "__MACOSX/scan/._IMG_1.JPG": b"junk",
+            "scan/": b"",
+        }
+    )
+    summary = inspect_zip(_write(tmp_path, data), limits=LIMITS)
+    assert summary.images == ("scan/IMG_1.JPG", "scan/IMG_2.jpeg", "scan/IMG_3.png")
+    assert summary.other_files == ("scan/rig.json",)
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("../x.jpg", "outside the archive"),
+        ("a/../../x.jpg", "outside the archive"),
+        ("/abs.jpg", "absolute path"),
+        ("C:/x.jpg", "absolute path"),
+        ("..\\x.jpg", "backslashes"),
+    ],
+)
+def test_zip_slip_names_are_refused_by_name(tmp_path, name, words):
+    data = zip_bytes({"ok.jpg": jpeg_bytes(), name: jpeg_bytes(seed=3)})
+    with pytest.raises(ArchiveError, match=words):
+        inspect_zip(_write(tmp_path, data), limits=LIMITS)
+
+
+def test_symlink_entries_are_refused(tmp_path):
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("ok.jpg", jpeg_bytes())
+        info = zipfile.ZipInfo("link.jpg")
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(info, "/etc/passwd")
+    with pytest.raises(ArchiveError, match="'link.jpg' is a symbolic link"):
+        inspect_zip(_write(tmp_path, out.getvalue()), limits=LIMITS)
+
+
+def test_duplicate_names_are_refused(tmp_path):
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf, pytest.warns(UserWarning):
+        zf.writestr("a.jpg", jpeg_bytes())
+        zf.writestr("a.jpg", jpeg_bytes(seed=2))
+    with pytest.raises(ArchiveError, match="appears twice"):
+        inspect_zip(_write(tmp_path, out.getvalue()), limits=LIMITS)
+
+
+def test_zip_bomb_is_refused_from_the_directory_in_bounded_time(tmp_path):
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.jpg", jpeg_bytes())
+        zf.writestr("zeros.bin", b"\0" * 100 * 1024 * 1024)
+    assert len(out.getvalue()) < 200_000
+    start = time.perf_counter()
+    with pytest.raises(ArchiveError, match="unpacks to"):
+        inspect_zip(_write(tmp_path, out.getvalue()), limits=LIMITS)
+    assert time.perf_counter() - start < 5  # a guard against inflating, not a benchmark
+
+
+def test_well_compressed_entry_within_size_limit_is_still_refused(tmp_path):
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.jpg", jpeg_bytes())
+        zf.writestr("zeros.bin", b"\0" * 20 * 1024 * 1024)
+    with pytest.raises(ArchiveError, match="compressed suspiciously well"):
+        inspect_zip(_write(tmp_path, out.getvalue()), limits=LIMITS)
+
+
+def test_too_many_entries_and_too_many_photos(tmp_path):
+    many = zip_bytes({f"f{i}.txt": b"x" for i in range(101)})
+    with pytest.raises(ArchiveError, match="101 entries"):
+        inspect_zip(_write(tmp_path, many), limits=LIMITS)
+    photos = zip_bytes({f"p{i}.jpg": jpeg_bytes(seed=i) for i in range(11)})
+    with pytest.raises(ArchiveError, match="11 photos; this project allows at most 10"):
+        inspect_zip(_write(tmp_path, photos), limits=LIMITS)
+
+
+@pytest.mark.parametrize("side", [10_000, 20_000])
+def test_pixel_floods_are_refused_at_the_header(tmp_path, side):
+    data = zip_bytes({"ok.jpg": jpeg_bytes(), "flood.png": png_header_only(side, side)})
+    limits = ArchiveLimits(max_entries=100, max_uncompressed=50_000_000, max_photos=10, max_image_pixels=50_000_000)
+    with pytest.raises(ArchiveError, match="'flood.png' (has|declares)"):
+        inspect_zip(_write(tmp_path, data), limits=limits)
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"PK\x03\x04 not a photo", "not one"),
+        (b"<html>hi</html>", "not one"),
+        (jpeg_bytes()[:300], "cannot be decoded"),
+    ],
+)
+def test_mislabelled_and_truncated_photos_are_refused(tmp_path, content, words):
+    data = zip_bytes({"ok.jpg": jpeg_bytes(), "bad.jpg": content})
+    with pytest.raises(ArchiveError, match=f"'bad.jpg' .*{words}"):
+        inspect_zip(_write(tmp_path, data), limits=LIMITS)
+
+
+def test_not_a_zip_and_no_photos(tmp_path):
+    with pytest.raises(ArchiveError, match="not a valid zip"):
+        inspect_zip(_write(tmp_path, b"hello"), limits=LIMITS)
+    with pytest.raises(ArchiveError, match="no JPEG or PNG"):
+        inspect_zip(_write(tmp_path, zip_bytes({"notes.txt": b"x"})), limits=LIMITS)
+
+
+def test_extract_writes_only_generated_names_inside_dest(tmp_path):
+    data = zip_bytes({"deep/dir/IMG 1.JPG": jpeg_bytes(seed=1), "IMG_2.jpg": jpeg_bytes(seed=2)})
+    dest = tmp_path / "out"
+    paths = extract_images(_write(tmp_path, data), dest, limits=LIMITS)
+    assert [p.name for p in paths] == ["0000_IMG_2.jpg", "0001_IMG_1.jpg"]
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["0000_IMG_2.jpg", "0001_IMG_1.jpg", "in.zip"]
