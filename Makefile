@@ -60,7 +60,8 @@ deploy-check: install
 	$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 bench: install
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/portal.py
+	$(BIN)/python benchmarks/reconstruction.py
 
 clean:
 	rm -rf $(VENV) staticfiles

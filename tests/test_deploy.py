@@ -60,7 +60,7 @@ def test_gunicorn_with_the_project_config_accepts_64_kb_request_lines():
             try:
                 requests.get(url, timeout=1)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.2)
         filelist = [f"/home/pi/OpenScan/scans/2024-01-31_10.20.30-my vase/IMG_{i:05d}.jpg" for i in range(1100)]
         r = requests.get(url, params={"filelist": filelist}, auth=("openscan", "free"), timeout=10)

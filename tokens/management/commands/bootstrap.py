@@ -21,7 +21,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         token = public_token_ensure()
-        self.stdout.write(f"Public token ready ({token.masked_key}), daily quota {token.daily_quota} bytes.")
+        if options["verbosity"]:
+            self.stdout.write(f"Public token ready ({token.masked_key}), daily quota {token.daily_quota} bytes.")
         call_command("setup_schedules", verbosity=options["verbosity"])
         username = options["admin"]
         if not username:
