@@ -156,6 +156,8 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 OPENSCAN_JOB_TIMEOUT_SECONDS = env.int("OPENSCAN_JOB_TIMEOUT_SECONDS", default=3600)
+OPENSCAN_JOB_MAX_ATTEMPTS = env.int("OPENSCAN_JOB_MAX_ATTEMPTS", default=3)
+OPENSCAN_HEARTBEAT_STALE_SECONDS = env.int("OPENSCAN_HEARTBEAT_STALE_SECONDS", default=120)
 Q_CLUSTER = {
     "name": "openscan",
     "workers": env.int("OPENSCAN_WORKERS", default=2),

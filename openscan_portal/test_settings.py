@@ -17,7 +17,9 @@ from .settings import Q_CLUSTER, STORAGES  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-Q_CLUSTER = {**Q_CLUSTER, "sync": True}
+# Tasks go to the ORM broker and wait there: tests run workers explicitly
+# (jobs.job_run_next() or a real qcluster), so starting a project does not block.
+Q_CLUSTER = {**Q_CLUSTER, "orm": "default"}
 MEDIA_ROOT = tempfile.mkdtemp(prefix="openscan-test-media-")
 STORAGES = {
     **STORAGES,

@@ -44,6 +44,8 @@ class Project(TimeStampedModel):
     error = models.TextField(blank=True)
     error_code = models.CharField(max_length=64, blank=True)
     progress = models.JSONField(default=dict, blank=True)
+    # A random key that opens the viewer without an account; empty when not shared.
+    share_key = models.CharField(max_length=64, blank=True, db_index=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     queued_at = models.DateTimeField(null=True, blank=True)

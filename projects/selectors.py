@@ -1,10 +1,12 @@
 """Reads for projects. Visibility is decided here and nowhere else."""
 
 import uuid
+from collections.abc import Callable
 
 from django.db.models import QuerySet
 from django.http import Http404
 
+from projects import links
 from projects.models import Project
 from tokens.models import Token
 
@@ -72,3 +74,30 @@ def queue_estimate_seconds(*, ahead: int) -> int:
     durations = sorted((end - start).total_seconds() for start, end in recent)
     typical = durations[len(durations) // 2] if durations else 300.0
     return int(ahead * typical)
+
+
+def project_downloads(*, project: Project, base: Callable[[str], str]) -> list[dict[str, object]]:
+    """The result files of a finished project with their sizes and signed links."""
+    if project.status != Project.Status.DONE or not project.result_path:
+        return []
+    files: dict[str, int] = project.progress.get("files", {})
+    return [
+        {
+            "name": name,
+            "size": size,
+            "url": base(
+                links.download_path(project_id=project.id, generation=project.upload_generation, filename=name)
+            ),
+        }
+        for name, size in files.items()
+    ]
+
+
+def project_get_shared(*, share_key: str) -> Project:
+    """The project a share link opens; Http404 when the link was revoked or never existed."""
+    if not share_key:
+        raise Http404("No such project.")
+    project = Project.objects.filter(share_key=share_key, status=Project.Status.DONE).first()
+    if project is None:
+        raise Http404("This share link was revoked or the model is not ready.")
+    return project

@@ -33,6 +33,7 @@ class ProjectOutputSerializer(serializers.Serializer):
     error = serializers.CharField()
     error_code = serializers.CharField()
     result_url = serializers.CharField()
+    downloads = serializers.ListField(child=serializers.DictField())
     created_at = serializers.DateTimeField()
     queued_at = serializers.DateTimeField(allow_null=True)
     started_at = serializers.DateTimeField(allow_null=True)
@@ -49,12 +50,8 @@ def project_output(request: Request, project: Project) -> dict[str, Any]:
         }
         for i in range(project.parts)
     ]
-    result_url = ""
-    if project.status == Project.Status.DONE and project.result_path:
-        result_url = links.absolute(
-            request,
-            links.download_path(project_id=project.id, generation=project.upload_generation, filename="result.zip"),
-        )
+    downloads = selectors.project_downloads(project=project, base=lambda path: links.absolute(request, path))
+    result_url = next((d["url"] for d in downloads if d["name"] == "result.zip"), "")
     data = {
         "id": project.id,
         "name": project.name,
@@ -72,6 +69,7 @@ def project_output(request: Request, project: Project) -> dict[str, Any]:
         "error": project.error,
         "error_code": project.error_code,
         "result_url": result_url,
+        "downloads": downloads,
         "created_at": project.created_at,
         "queued_at": project.queued_at,
         "started_at": project.started_at,

@@ -75,6 +75,14 @@ class ProjectResetApi(APIView):
         return Response(project_output(request, project))
 
 
+class ProjectCancelApi(APIView):
+    @extend_schema(request=None, responses=ProjectOutputSerializer)
+    def post(self, request: Request, project_id: str) -> Response:
+        project = selectors.project_get(token=request_token(request), project_id=project_id)
+        project = services.project_cancel(project=project)
+        return Response(project_output(request, project))
+
+
 class _RawBodyParser(BaseParser):
     """Declares the raw upload types; the view streams the body itself, never via parsers."""
 

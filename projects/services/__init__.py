@@ -1,10 +1,12 @@
 """Writes for projects; one module per concern, re-exported here."""
 
 from projects.services.projects import (
+    project_cancel,
     project_create,
     project_delete,
     project_refund,
     project_reset,
+    project_share,
     project_start,
     storage_delete_tree,
 )
@@ -18,6 +20,7 @@ from projects.services.uploads import (
 
 __all__ = [
     "part_append",
+    "project_cancel",
     "part_received",
     "part_replace",
     "parts_received",
@@ -25,6 +28,7 @@ __all__ = [
     "project_delete",
     "project_refund",
     "project_reset",
+    "project_share",
     "project_start",
     "storage_delete_tree",
     "uploads_part_limit",

@@ -1,6 +1,7 @@
 """Project life: create (and charge), start (check and queue), reset, delete."""
 
 import datetime
+import secrets
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -10,6 +11,7 @@ from django.utils import timezone
 from openscan_portal.exceptions import ApplicationError
 from projects.archive import ArchiveError, ArchiveLimits, inspect_zip
 from projects.models import Project
+from projects.services.queue import job_enqueue_on_commit
 from projects.services.uploads import parts_join, temp_dir, temp_dir_remove, upload_discard
 from tokens.models import Token
 from tokens.services import credit_charge, credit_refund
@@ -214,6 +216,7 @@ def _queue(*, project: Project, stored: str, image_count: int) -> Project:
     locked.progress = {}
     locked.save()
     upload_discard(project=locked)
+    job_enqueue_on_commit(project=locked)
     if old_input and old_input != stored:
         transaction.on_commit(lambda: default_storage.delete(old_input))
     return locked
@@ -291,3 +294,29 @@ def project_delete(*, project: Project) -> None:
     prefix = locked.storage_prefix
     transaction.on_commit(lambda: storage_delete_tree(prefix))
     locked.delete()
+
+
+@transaction.atomic
+def project_cancel(*, project: Project) -> Project:
+    """Cancel a queued or running project; a queued one gets its credit back."""
+    locked = Project.objects.select_for_update().get(pk=project.pk)
+    if locked.status == Project.Status.QUEUED:
+        project_refund(project=locked, reason=f"Project '{locked.name}' cancelled before processing")
+    elif locked.status != Project.Status.PROCESSING:
+        raise ApplicationError(
+            f"The project is {locked.get_status_display().lower()}; only queued or running "
+            "projects can be cancelled.",
+            status=409,
+        )
+    locked.status = Project.Status.CANCELLED
+    locked.error, locked.error_code = "Cancelled at your request.", "cancelled"
+    locked.finished_at = timezone.now()
+    locked.save()
+    return locked
+
+
+def project_share(*, project: Project, enabled: bool) -> Project:
+    """Turn the public share link on (a new random key each time) or off (revokes it)."""
+    project.share_key = secrets.token_urlsafe(24) if enabled else ""
+    Project.objects.filter(pk=project.pk).update(share_key=project.share_key)
+    return project

@@ -3,7 +3,9 @@
 from django_q.models import Schedule
 
 # name -> (dotted task path, minutes between runs)
-SCHEDULES: dict[str, tuple[str, int]] = {}
+SCHEDULES: dict[str, tuple[str, int]] = {
+    "openscan:sweep": ("projects.tasks.jobs_sweep", 1),
+}
 
 
 def schedules_ensure() -> list[str]:
