@@ -182,6 +182,7 @@ EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
+OPENSCAN_MAIL_RETRY_SECONDS = env.int("OPENSCAN_MAIL_RETRY_SECONDS", default=60)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="OpenScan Portal <noreply@localhost>")
 
 # --- API -----------------------------------------------------------------------

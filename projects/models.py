@@ -46,6 +46,8 @@ class Project(TimeStampedModel):
     progress = models.JSONField(default=dict, blank=True)
     # A random key that opens the viewer without an account; empty when not shared.
     share_key = models.CharField(max_length=64, blank=True, db_index=True)
+    notified_at = models.DateTimeField(null=True, blank=True)
+    notify_count = models.PositiveSmallIntegerField(default=0)
     attempts = models.PositiveSmallIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     queued_at = models.DateTimeField(null=True, blank=True)
