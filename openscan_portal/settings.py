@@ -182,6 +182,9 @@ EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
+OPENSCAN_UNSTARTED_GRACE_HOURS = env.int("OPENSCAN_UNSTARTED_GRACE_HOURS", default=24)
+OPENSCAN_RETENTION_DAYS_PUBLIC = env.int("OPENSCAN_RETENTION_DAYS_PUBLIC", default=30)
+OPENSCAN_RETENTION_DAYS_PRIVATE = env.int("OPENSCAN_RETENTION_DAYS_PRIVATE", default=365)
 OPENSCAN_MAIL_RETRY_SECONDS = env.int("OPENSCAN_MAIL_RETRY_SECONDS", default=60)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="OpenScan Portal <noreply@localhost>")
 
@@ -214,6 +217,9 @@ OPENSCAN_PUBLIC_TOKEN = env.str("OPENSCAN_PUBLIC_TOKEN", default="osp_public")
 OPENSCAN_PUBLIC_DAILY_QUOTA = env.int("OPENSCAN_PUBLIC_DAILY_QUOTA", default=10_000_000_000)
 OPENSCAN_PUBLIC_LIMIT_FILESIZE = env.int("OPENSCAN_PUBLIC_LIMIT_FILESIZE", default=1_000_000_000)
 OPENSCAN_PUBLIC_LIMIT_PHOTOS = env.int("OPENSCAN_PUBLIC_LIMIT_PHOTOS", default=200)
+OPENSCAN_PUBLIC_BURST_BYTES = env.int("OPENSCAN_PUBLIC_BURST_BYTES", default=3_000_000_000)
+OPENSCAN_PUBLIC_BURST_SECONDS = env.int("OPENSCAN_PUBLIC_BURST_SECONDS", default=600)
+OPENSCAN_TRUSTED_PROXY_COUNT = env.int("OPENSCAN_TRUSTED_PROXY_COUNT", default=0)
 OPENSCAN_SIGNUP_CREDIT = env.int("OPENSCAN_SIGNUP_CREDIT", default=5_000_000_000)
 OPENSCAN_PRIVATE_LIMIT_FILESIZE = env.int("OPENSCAN_PRIVATE_LIMIT_FILESIZE", default=2_000_000_000)
 OPENSCAN_PRIVATE_LIMIT_PHOTOS = env.int("OPENSCAN_PRIVATE_LIMIT_PHOTOS", default=500)
@@ -249,3 +255,31 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
 }
+
+# --- Accounts and portal pages ---
+# Sign-up, e-mail verification, log-in and password reset come from django-allauth;
+# the private token is issued when the address is verified (accounts.adapter).
+INSTALLED_APPS += ["allauth", "allauth.account", "accounts"]
+MIDDLEWARE += ["allauth.account.middleware.AccountMiddleware"]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "projects:list"
+ACCOUNT_LOGOUT_REDIRECT_URL = "projects:home"
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms.SignupForm"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS = 3
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[OpenScan Portal] "
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
+ACCOUNT_SESSION_REMEMBER = None
+ACCOUNT_PREVENT_ENUMERATION = True
+# How often the project page asks the REST API for progress.
+OPENSCAN_POLL_SECONDS = env.int("OPENSCAN_POLL_SECONDS", default=2)

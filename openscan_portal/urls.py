@@ -9,5 +9,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("accounts/", include("allauth.urls")),
+    path("", include("tokens.urls")),
+    path("", include("projects.urls")),
+    # Root-level wire paths (/status, /getTokenInfo, ...) stay last.
     path("", include("projects.urls_wire")),
 ]

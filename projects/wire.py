@@ -23,6 +23,7 @@ from projects import links, selectors, services
 from projects.models import Project
 from tokens import selectors as token_selectors
 from tokens import services as token_services
+from tokens import throttles
 from tokens.models import Token
 
 logger = logging.getLogger(__name__)
@@ -108,13 +109,10 @@ def get_token_info(request: HttpRequest) -> HttpResponse:
 @wire_endpoint
 def create_project(request: HttpRequest) -> HttpResponse:
     token = _token(request)
-    project = services.project_create(
-        token=token,
-        name=_param(request, "project"),
-        photos=_int_param(request, "photos"),
-        parts=_int_param(request, "parts"),
-        filesize=_int_param(request, "filesize"),
-    )
+    name, photos = _param(request, "project"), _int_param(request, "photos")
+    parts, filesize = _int_param(request, "parts"), _int_param(request, "filesize")
+    throttles.public_burst_consume(token=token, ip=throttles.client_ip(request), amount=filesize)
+    project = services.project_create(token=token, name=name, photos=photos, parts=parts, filesize=filesize)
     return JsonResponse(
         {"status": "created", "ulink": _upload_links(request, project), "credit": project.charged}
     )

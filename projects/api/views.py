@@ -12,8 +12,10 @@ from rest_framework.views import APIView
 
 from openscan_portal.exceptions import ApplicationError
 from projects import selectors, services
+from projects.services import notifications
 from projects.api.serializers import ProjectOutputSerializer, project_output
 from projects.models import Project
+from tokens import throttles
 from tokens.api.auth import request_token
 
 
@@ -42,6 +44,9 @@ class ProjectListCreateApi(APIView):
         token = request_token(request)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        throttles.public_burst_consume(
+            token=token, ip=throttles.client_ip(request), amount=data.validated_data["filesize"]
+        )
         project = services.project_create(token=token, **data.validated_data)
         return Response(project_output(request, project), status=status.HTTP_201_CREATED)
 
@@ -81,6 +86,16 @@ class ProjectCancelApi(APIView):
         project = selectors.project_get(token=request_token(request), project_id=project_id)
         project = services.project_cancel(project=project)
         return Response(project_output(request, project))
+
+
+class ProjectNotifyApi(APIView):
+    """Send the finished/failed e-mail again (private tokens)."""
+
+    @extend_schema(request=None, responses={202: None})
+    def post(self, request: Request, project_id: str) -> Response:
+        project = selectors.project_get(token=request_token(request), project_id=project_id)
+        notifications.notification_resend(project=project)
+        return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
 
 
 class _RawBodyParser(BaseParser):

@@ -28,7 +28,8 @@ from django.utils import timezone
 from django_q.brokers import get_broker
 
 from projects.models import Project
-from projects.pipeline import PipelineError, Preset, Progress, ReconstructionRequest
+from projects.pipeline.types import PipelineError, Preset, Progress, ReconstructionRequest
+from projects.services.notifications import notification_enqueue
 from projects.services.projects import project_refund
 from projects.services.queue import job_enqueue, job_enqueue_on_commit
 from projects.services.uploads import temp_dir, temp_dir_remove
@@ -171,8 +172,10 @@ def _finish_failed(project: Project, *, code: str, message: str) -> None:
 
 
 def job_after_finish(*, project: Project) -> None:
-    """Hook for what follows a finished or failed job (e-mail alerts)."""
+    """What follows a finished or failed job: the owner's e-mail alert (private tokens)."""
     logger.info("project %s finished as %s", project.pk, project.status)
+    with transaction.atomic():
+        notification_enqueue(project=project)
 
 
 def job_run(*, project: Project) -> None:

@@ -5,6 +5,7 @@ from django_q.models import Schedule
 # name -> (dotted task path, minutes between runs)
 SCHEDULES: dict[str, tuple[str, int]] = {
     "openscan:sweep": ("projects.tasks.jobs_sweep", 1),
+    "openscan:expire": ("projects.tasks.projects_expire", 60),
 }
 
 

@@ -1,0 +1,5 @@
+from django import forms
+
+
+class ShareForm(forms.Form):
+    enabled = forms.BooleanField(required=False)

@@ -1,0 +1,312 @@
+"""The one boundary to the native engines (pycolmap and Open3D).
+
+Everything here takes and returns numpy arrays or plain dataclasses, so the
+steps stay testable and a service test can mock exactly this module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import open3d as o3d
+import pycolmap
+from numpy.typing import NDArray
+
+from projects.pipeline.types import PipelineError
+
+FloatArray = NDArray[np.float64]
+
+# COLMAP logs every image at INFO; the pipeline reports progress itself.
+pycolmap.logging.minloglevel = 2
+
+
+@dataclass(frozen=True, slots=True)
+class SparseCamera:
+    name: str
+    width: int
+    height: int
+    K: FloatArray  # 3x3 pinhole part
+    radial: float  # SIMPLE_RADIAL k1 (0 for pinhole models)
+    R: FloatArray  # world -> camera rotation
+    t: FloatArray
+
+    @property
+    def centre(self) -> FloatArray:
+        return -self.R.T @ self.t
+
+
+@dataclass(frozen=True, slots=True)
+class SparseModel:
+    cameras: tuple[SparseCamera, ...]
+    points: FloatArray  # Nx3
+    colors: NDArray[np.uint8]  # Nx3
+    track_lengths: NDArray[np.int32]
+    errors: FloatArray
+    visibility: tuple[NDArray[np.int32], ...]  # per point: indices into cameras
+    mean_reprojection_error: float
+
+
+def versions() -> dict[str, str]:
+    return {
+        "pycolmap": pycolmap.__version__,
+        "open3d": o3d.__version__,
+        "pycolmap_cuda": str(bool(pycolmap.has_cuda)),
+    }
+
+
+def has_cuda() -> bool:
+    return bool(pycolmap.has_cuda)
+
+
+def _threads(threads: int | None) -> int:
+    return threads if threads else (os.cpu_count() or 1)
+
+
+def extract_features(
+    *,
+    database: Path,
+    image_dir: Path,
+    names: Sequence[str],
+    camera_params: str,
+    single_camera: bool,
+    max_image_size: int,
+    max_features: int,
+    first_octave: int,
+    threads: int | None,
+) -> None:
+    """SIFT features for ``names`` with a focal prior in ``camera_params`` (f,cx,cy,k)."""
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = "SIMPLE_RADIAL"
+    reader.camera_params = camera_params
+    options = pycolmap.FeatureExtractionOptions()
+    options.max_image_size = max_image_size
+    options.num_threads = _threads(threads)
+    options.sift.max_num_features = max_features
+    options.sift.first_octave = first_octave
+    mode = pycolmap.CameraMode.SINGLE if single_camera else pycolmap.CameraMode.PER_IMAGE
+    pycolmap.extract_features(
+        database,
+        image_dir,
+        image_names=list(names),
+        camera_mode=mode,
+        reader_options=reader,
+        extraction_options=options,
+        device=pycolmap.Device.auto,
+    )
+
+
+def match_features(
+    *,
+    database: Path,
+    method: str,
+    pairs_file: Path | None,
+    overlap: int,
+    threads: int | None,
+) -> int:
+    """Match and verify image pairs; return the number of verified pairs."""
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.num_threads = _threads(threads)
+    verification = pycolmap.TwoViewGeometryOptions()
+    if method == "exhaustive":
+        pycolmap.match_exhaustive(database, matching_options=matching, verification_options=verification)
+    elif method == "pairs" and pairs_file is not None:
+        pairing = pycolmap.ImportedPairingOptions()
+        pairing.match_list_path = str(pairs_file)
+        pycolmap.match_image_pairs(
+            database, matching_options=matching, pairing_options=pairing, verification_options=verification
+        )
+    else:
+        pairing_seq = pycolmap.SequentialPairingOptions()
+        pairing_seq.overlap = overlap
+        pairing_seq.quadratic_overlap = True
+        pycolmap.match_sequential(
+            database, matching_options=matching, pairing_options=pairing_seq, verification_options=verification
+        )
+    with pycolmap.Database.open(database) as db:
+        _, geometries = db.read_two_view_geometries()
+        return sum(1 for g in geometries if g.inlier_matches.shape[0] >= 15)
+
+
+def map_incremental(
+    *,
+    database: Path,
+    image_dir: Path,
+    out_dir: Path,
+    threads: int | None,
+    on_image: Callable[[], None],
+    refine_focal: bool = True,
+) -> SparseModel | None:
+    """Incremental SfM; return the largest model or None when nothing registered."""
+    options = pycolmap.IncrementalPipelineOptions()
+    options.num_threads = _threads(threads)
+    options.ba_refine_focal_length = refine_focal
+    options.multiple_models = False
+    options.random_seed = 1
+    options.mapper.random_seed = 1
+    options.triangulation.random_seed = 1
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        models = pycolmap.incremental_mapping(
+            database, image_dir, out_dir, options=options, next_image_callback=on_image
+        )
+    except RuntimeError as exc:  # pycolmap raises on degenerate input
+        raise PipelineError("engine_error", f"The camera solver stopped: {exc}") from exc
+    if not models:
+        return None
+    best = max(models.values(), key=lambda r: r.num_reg_images())
+    return _to_sparse(best)
+
+
+def _to_sparse(rec: pycolmap.Reconstruction) -> SparseModel:
+    cameras: list[SparseCamera] = []
+    index_of: dict[int, int] = {}
+    for image_id in sorted(rec.reg_image_ids(), key=lambda i: rec.images[i].name):
+        image = rec.images[image_id]
+        cam = image.camera
+        pose = image.cam_from_world()
+        params = np.asarray(cam.params, dtype=np.float64)
+        radial = float(params[3]) if cam.model_name == "SIMPLE_RADIAL" else 0.0
+        index_of[image_id] = len(cameras)
+        cameras.append(
+            SparseCamera(
+                name=image.name,
+                width=int(cam.width),
+                height=int(cam.height),
+                K=np.asarray(cam.calibration_matrix(), dtype=np.float64),
+                radial=radial,
+                R=np.asarray(pose.rotation.matrix(), dtype=np.float64),
+                t=np.asarray(pose.translation, dtype=np.float64),
+            )
+        )
+    ids = list(rec.points3D.keys())
+    pts = [rec.points3D[i] for i in ids]
+    visibility = tuple(
+        np.array(sorted({index_of[el.image_id] for el in p.track.elements}), dtype=np.int32) for p in pts
+    )
+    return SparseModel(
+        cameras=tuple(cameras),
+        points=np.array([p.xyz for p in pts], dtype=np.float64).reshape(-1, 3),
+        colors=np.array([p.color for p in pts], dtype=np.uint8).reshape(-1, 3),
+        track_lengths=np.array([p.track.length() for p in pts], dtype=np.int32),
+        errors=np.array([p.error for p in pts], dtype=np.float64),
+        visibility=visibility,
+        mean_reprojection_error=float(rec.compute_mean_reprojection_error()),
+    )
+
+
+def statistical_inliers(points: FloatArray, neighbours: int = 16, std_ratio: float = 2.0) -> NDArray[np.intp]:
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    _, index = cloud.remove_statistical_outlier(nb_neighbors=neighbours, std_ratio=std_ratio)
+    return np.asarray(index, dtype=np.intp)
+
+
+def estimate_normals(points: FloatArray, radius: float, towards: FloatArray) -> FloatArray:
+    """Normals from local planes, flipped to face ``towards`` (one viewpoint per point)."""
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    cloud.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=radius, max_nn=30))
+    normals = np.asarray(cloud.normals)
+    flip = np.sum(normals * (towards - points), axis=1) < 0
+    normals[flip] *= -1
+    return normals
+
+
+def poisson(
+    points: FloatArray, normals: FloatArray, colors: FloatArray, depth: int, threads: int | None
+) -> tuple[FloatArray, NDArray[np.int64], FloatArray, FloatArray]:
+    """Screened Poisson surface; returns vertices, faces, densities, vertex colours."""
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    cloud.normals = o3d.utility.Vector3dVector(normals)
+    cloud.colors = o3d.utility.Vector3dVector(colors)
+    mesh, density = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(
+        cloud, depth=depth, scale=1.1, linear_fit=False, n_threads=_threads(threads)
+    )
+    return (
+        np.asarray(mesh.vertices),
+        np.asarray(mesh.triangles, dtype=np.int64),
+        np.asarray(density),
+        np.asarray(mesh.vertex_colors),
+    )
+
+
+def clean_and_decimate(
+    vertices: FloatArray, faces: NDArray[np.int64], target_faces: int, min_island_share: float
+) -> tuple[FloatArray, NDArray[np.int64]]:
+    """Drop small islands and non-manifold edges, then quadric-decimate."""
+    mesh = o3d.geometry.TriangleMesh(
+        o3d.utility.Vector3dVector(vertices), o3d.utility.Vector3iVector(faces.astype(np.int32))
+    )
+    clusters, counts, _ = mesh.cluster_connected_triangles()
+    clusters_np, counts_np = np.asarray(clusters), np.asarray(counts)
+    if len(counts_np):
+        keep = counts_np >= max(counts_np.max() * min_island_share, 1)
+        mesh.remove_triangles_by_mask(~keep[clusters_np])
+    mesh.remove_unreferenced_vertices()
+    if len(mesh.triangles) > target_faces:
+        mesh = mesh.simplify_quadric_decimation(target_number_of_triangles=target_faces)
+    _make_manifold(mesh)
+    return np.asarray(mesh.vertices), np.asarray(mesh.triangles, dtype=np.int64)
+
+
+def _make_manifold(mesh: o3d.geometry.TriangleMesh) -> None:
+    """UV unwrapping refuses non-manifold input: drop the few offending faces."""
+    for _ in range(5):
+        mesh.remove_degenerate_triangles()
+        mesh.remove_duplicated_triangles()
+        mesh.remove_non_manifold_edges()
+        bad = np.asarray(mesh.get_non_manifold_vertices())
+        if len(bad) == 0:
+            break
+        tris = np.asarray(mesh.triangles)
+        mesh.remove_triangles_by_mask(np.isin(tris, bad).any(axis=1))
+        mesh.remove_unreferenced_vertices()
+    mesh.remove_unreferenced_vertices()
+
+
+def uv_atlas(
+    vertices: FloatArray, faces: NDArray[np.int64], size: int, threads: int | None
+) -> NDArray[np.float32]:
+    """Per-corner UVs (F x 3 x 2) from Open3D's UVAtlas (isochart) port."""
+    mesh = o3d.t.geometry.TriangleMesh()
+    mesh.vertex.positions = o3d.core.Tensor(vertices.astype(np.float32))
+    mesh.triangle.indices = o3d.core.Tensor(faces.astype(np.int64))
+    partitions = max(1, min(_threads(threads), len(faces) // 20000))
+    mesh.compute_uvatlas(size=size, gutter=2.0, max_stretch=0.2, parallel_partitions=partitions)
+    return mesh.triangle.texture_uvs.numpy().astype(np.float32)
+
+
+def project_albedo(
+    vertices: FloatArray,
+    faces: NDArray[np.int64],
+    uvs: NDArray[np.float32],
+    images: Sequence[NDArray[np.uint8]],
+    intrinsics: Sequence[FloatArray],
+    extrinsics: Sequence[FloatArray],
+    size: int,
+) -> NDArray[np.uint8]:
+    """Blend undistorted photos into a texture image with visibility tests."""
+    mesh = o3d.t.geometry.TriangleMesh()
+    mesh.vertex.positions = o3d.core.Tensor(vertices.astype(np.float32))
+    mesh.triangle.indices = o3d.core.Tensor(faces.astype(np.int64))
+    mesh.triangle.texture_uvs = o3d.core.Tensor(uvs.astype(np.float32))
+    albedo = mesh.project_images_to_albedo(
+        [o3d.t.geometry.Image(np.ascontiguousarray(im)) for im in images],
+        [o3d.core.Tensor(k.astype(np.float64)) for k in intrinsics],
+        [o3d.core.Tensor(e.astype(np.float64)) for e in extrinsics],
+        tex_size=size,
+        update_material=False,
+    )
+    out = albedo.as_tensor().numpy()
+    if out.dtype != np.uint8:
+        out = np.clip(out * (255.0 if out.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    return out
+
+
+def fit_plane(points: FloatArray, threshold: float) -> tuple[FloatArray, NDArray[np.intp]]:
+    """RANSAC plane (a, b, c, d) with a*x + b*y + c*z + d = 0, and its inlier indices."""
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    plane, inliers = cloud.segment_plane(distance_threshold=threshold, ransac_n=3, num_iterations=500)
+    return np.asarray(plane, dtype=np.float64), np.asarray(inliers, dtype=np.intp)

@@ -1,0 +1,74 @@
+"""What each preset does; the figures behind the defaults are in benchmarks/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from projects.pipeline.types import Preset
+
+
+@dataclass(frozen=True, slots=True)
+class PresetConfig:
+    sift_max_image_size: int
+    sift_max_features: int
+    sift_upsample_below: int  # upsample smaller photos before SIFT: more features, ~3x slower
+    matching: str  # "turntable" (ring-aware pairs), "sequential" or "exhaustive"
+    dense: bool
+    dense_max_size: int
+    dense_planes: int
+    dense_neighbours: int
+    poisson_depth: int
+    mesh_faces: int
+    texture_size: int
+    texture_photo_size: int
+
+
+PRESETS: dict[Preset, PresetConfig] = {
+    # Sparse-only: a quick look, never the default.
+    Preset.FAST: PresetConfig(
+        sift_max_image_size=1024,
+        sift_max_features=4096,
+        sift_upsample_below=1000,
+        matching="turntable",
+        dense=False,
+        dense_max_size=0,
+        dense_planes=0,
+        dense_neighbours=0,
+        poisson_depth=7,
+        mesh_faces=20_000,
+        texture_size=1024,
+        texture_photo_size=800,
+    ),
+    Preset.BALANCED: PresetConfig(
+        sift_max_image_size=1024,
+        sift_max_features=4096,
+        sift_upsample_below=1000,
+        matching="turntable",
+        dense=True,
+        dense_max_size=480,
+        dense_planes=40,
+        dense_neighbours=4,
+        poisson_depth=8,
+        mesh_faces=60_000,
+        texture_size=2048,
+        texture_photo_size=1024,
+    ),
+    Preset.QUALITY: PresetConfig(
+        sift_max_image_size=1600,
+        sift_max_features=8192,
+        sift_upsample_below=2000,
+        matching="exhaustive",
+        dense=True,
+        dense_max_size=800,
+        dense_planes=64,
+        dense_neighbours=5,
+        poisson_depth=9,
+        mesh_faces=200_000,
+        texture_size=4096,
+        texture_photo_size=1600,
+    ),
+}
+
+
+def preset_config(preset: Preset) -> PresetConfig:
+    return PRESETS[preset]

@@ -1,0 +1,94 @@
+"""Mesh: isolate the object in the cloud, screened Poisson, trim, clean, decimate.
+
+Works in the upright frame from ``sparse.upright_transform`` (+Y up), so the
+turntable is a horizontal plane under the object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from projects.pipeline import engine
+from projects.pipeline.types import PipelineError
+
+Float = NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectCloud:
+    points: Float
+    colors: Float
+    normals: Float
+    removed_turntable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Mesh:
+    vertices: Float
+    faces: NDArray[np.int64]
+
+
+def _diagonal(points: Float) -> float:
+    lo, hi = np.percentile(points, [1, 99], axis=0)
+    return float(np.linalg.norm(hi - lo))
+
+
+def _largest_component(points: Float, cell: float) -> NDArray[np.bool_]:
+    """Points in the largest blob of an occupancy grid (background specks go)."""
+    keys = np.floor((points - points.min(axis=0)) / cell).astype(np.int64)
+    grid = np.zeros(keys.max(axis=0) + 1, bool)
+    grid[tuple(keys.T)] = True
+    labels, count = ndimage.label(ndimage.binary_dilation(grid), structure=np.ones((3, 3, 3)))
+    if count <= 1:
+        return np.ones(len(points), bool)
+    point_labels = labels[tuple(keys.T)]
+    sizes = np.bincount(point_labels, minlength=count + 1)
+    sizes[0] = 0
+    return point_labels == np.argmax(sizes)
+
+
+def isolate_object(points: Float, colors: Float, normals: Float, camera_centres: Float) -> ObjectCloud:
+    """Remove the turntable plane, what lies below it, and detached background."""
+    diag = _diagonal(points)
+    removed = False
+    if len(points) > 500:
+        plane, inliers = engine.fit_plane(points, threshold=0.004 * diag)
+        n = plane[:3] / np.linalg.norm(plane[:3])
+        horizontal = abs(n[1]) > 0.95
+        height = -plane[3] / n[1] if horizontal else 0.0
+        above = points[:, 1] > height
+        cams_above = np.mean(camera_centres[:, 1] > height)
+        # A turntable: a horizontal plane with the cameras and most points above it.
+        if horizontal and len(inliers) > 0.05 * len(points) and above.mean() > 0.5 and cams_above > 0.8:
+            keep = points[:, 1] > height + 0.006 * diag
+            points, colors, normals = points[keep], colors[keep], normals[keep]
+            removed = True
+    keep = _largest_component(points, cell=_diagonal(points) / 60)
+    points, colors, normals = points[keep], colors[keep], normals[keep]
+    if len(points) > 50:
+        idx = engine.statistical_inliers(points, neighbours=20, std_ratio=2.5)
+        points, colors, normals = points[idx], colors[idx], normals[idx]
+    return ObjectCloud(points, colors, normals, removed)
+
+
+def build_mesh(cloud: ObjectCloud, *, depth: int, target_faces: int, threads: int | None) -> Mesh:
+    """Screened Poisson, then density and bounding-volume trimming and clean-up."""
+    if len(cloud.points) < 100:
+        raise PipelineError("engine_error", "Too few surface points were found to build a mesh.")
+    verts, faces, density, _ = engine.poisson(cloud.points, cloud.normals, cloud.colors, depth, threads)
+    lo, hi = np.percentile(cloud.points, [0.5, 99.5], axis=0)
+    margin = 0.03 * np.linalg.norm(hi - lo)
+    inside = np.all((verts > lo - margin) & (verts < hi + margin), axis=1)
+    # Poisson invents surface where nothing was seen (e.g. the underside);
+    # such vertices carry low sample density.
+    dense_enough = density > np.quantile(density, 0.04)
+    keep_vertex = inside & dense_enough
+    faces = faces[np.all(keep_vertex[faces], axis=1)]
+    if len(faces) == 0:
+        raise PipelineError("engine_error", "The surface could not be separated from its surroundings.")
+    verts, faces = engine.clean_and_decimate(verts, faces, target_faces, min_island_share=0.05)
+    return Mesh(verts, faces)

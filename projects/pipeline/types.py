@@ -1,0 +1,132 @@
+"""Public value types of the reconstruction pipeline (no engine imports here)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"})
+
+
+class Preset(enum.Enum):
+    """Speed/quality trade-off chosen when a project is created."""
+
+    FAST = "fast"
+    BALANCED = "balanced"
+    QUALITY = "quality"
+
+
+class PipelineError(Exception):
+    """A reconstruction failed; ``message`` is written for the person who sent the photos.
+
+    ``code`` is one of: no_images, unreadable_images, too_few_registered,
+    engine_error, time_limit, out_of_memory, cancelled, engine_crash.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[PipelineError], tuple[str, str]]:
+        # Keeps the error picklable across the runner's process boundary.
+        return (PipelineError, (self.code, self.message))
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    stage: str
+    stage_index: int
+    stage_count: int
+    fraction: float
+    counters: dict[str, int] = field(default_factory=dict)
+    message: str = ""
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def ignore_progress(progress: Progress) -> None:
+    """Default progress callback."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReconstructionRequest:
+    images: tuple[Path, ...]
+    out_dir: Path
+    workdir: Path
+    preset: Preset = Preset.BALANCED
+    min_registered_share: float = 0.5
+    max_image_pixels: int = 40_000_000
+    max_images: int = 500
+    texture_size: int = 2048
+    preview_max_faces: int = 60_000
+    threads: int | None = None
+
+    @classmethod
+    def from_input_path(
+        cls,
+        input_path: Path,
+        *,
+        out_dir: Path,
+        workdir: Path,
+        **options: object,
+    ) -> ReconstructionRequest:
+        """Build a request from a directory of photos or a zip of them.
+
+        A zip is extracted into ``workdir/input`` with names flattened, so a
+        hostile archive cannot write outside it.
+        """
+        from projects.pipeline.steps.ingest import collect_input  # noqa: PLC0415
+
+        images = collect_input(Path(input_path), Path(workdir) / "input")
+        return cls(images=images, out_dir=Path(out_dir), workdir=Path(workdir), **options)  # type: ignore[arg-type]  # options are the dataclass's own fields
+
+
+@dataclass(frozen=True, slots=True)
+class UnusableImage:
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StageTiming:
+    stage: str
+    seconds: float
+    peak_rss_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReconstructionOutputs:
+    glb: Path
+    preview_glb: Path
+    obj: Path
+    mtl: Path
+    texture: Path
+    points: Path
+    cameras: Path
+    report: Path
+    thumbnail: Path
+    archive: Path
+
+
+@dataclass(frozen=True, slots=True)
+class ReconstructionResult:
+    outputs: ReconstructionOutputs
+    images_total: int
+    images_used: int
+    images_registered: int
+    sparse_points: int
+    dense_points: int
+    vertices: int
+    faces: int
+    mean_reprojection_error: float
+    timings: tuple[StageTiming, ...]
+    unusable_images: tuple[UnusableImage, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def seconds(self) -> float:
+        return sum(t.seconds for t in self.timings)

@@ -1,0 +1,114 @@
+"""Reads behind the portal's HTML pages: rows for lists, viewer files, source photos.
+
+Visibility is never decided here: callers pass a project they got from
+``selectors.project_get`` (owner) or ``selectors.project_get_shared`` (link).
+"""
+
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import IO
+
+from django.core.files.storage import default_storage
+from django.http import Http404
+
+from projects.models import Project
+
+# Result files the viewer may fetch, and their content types.
+VIEWER_FILES = {
+    "model_preview.glb": "model/gltf-binary",
+    "model.glb": "model/gltf-binary",
+    "cameras.json": "application/json",
+    "thumbnail.png": "image/png",
+}
+PHOTO_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
+_PHOTO_NAME = re.compile(r"^[^/\\\x00-\x1f]{1,200}$")
+
+# What a failure means and what to try next, by ``Project.error_code``.
+FAILURE_ADVICE = {
+    "too_few_registered": (
+        "Too few photos could be placed relative to each other. Shoot with more overlap "
+        "(a photo every 10° or less), keep the object sharp and well lit, put it on a "
+        "textured surface or add markers, and avoid a plain, shiny or transparent object."
+    ),
+    "no_images": "The zip held no usable photos. Upload JPEG or PNG photos of the object.",
+    "unreadable_images": "Some photos could not be read. Export them again as JPEG and upload the set again.",
+    "time_limit": "Processing took longer than allowed. Try the fast preset or fewer photos.",
+    "out_of_memory": "The set needed more memory than the server has. Try the fast preset or fewer, smaller photos.",
+    "worker_died": "The worker stopped several times. Try the fast preset or fewer photos.",
+    "engine_error": "The reconstruction engine gave up on this set. Check the photos are sharp and overlap, then reset and try again.",
+    "engine_crash": "The reconstruction engine crashed. Reset and try again; tell us if it happens twice.",
+    "internal_error": "Something failed on our side. Reset and start again; the credit was refunded.",
+    "cancelled": "You cancelled this project. Reset it to upload and start again.",
+    "bad_archive": "The zip was refused. Fix the files it names and upload again.",
+}
+FAILURE_ADVICE_DEFAULT = "Reset the project to upload the photos again, or start a new project."
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRow:
+    project: Project
+    thumbnail: bool
+    size: int
+
+
+def project_rows(projects: list[Project]) -> list[ProjectRow]:
+    """One row per project for the list page."""
+    rows = []
+    for project in projects:
+        files = project.progress.get("files", {}) if isinstance(project.progress, dict) else {}
+        rows.append(
+            ProjectRow(
+                project=project,
+                thumbnail=project.status == Project.Status.DONE and "thumbnail.png" in files,
+                size=project.filesize,
+            )
+        )
+    return rows
+
+
+def failure_advice(*, project: Project) -> str:
+    return FAILURE_ADVICE.get(project.error_code, FAILURE_ADVICE_DEFAULT)
+
+
+def viewer_files(*, project: Project) -> dict[str, int]:
+    """Result files of a finished project that the viewer may load, with their sizes."""
+    if project.status != Project.Status.DONE or not project.result_path:
+        return {}
+    files = project.progress.get("files", {}) if isinstance(project.progress, dict) else {}
+    return {name: size for name, size in files.items() if name in VIEWER_FILES}
+
+
+def viewer_file_open(*, project: Project, name: str) -> tuple[IO[bytes], str]:
+    """Open one viewer file of a finished project; Http404 when it is not there."""
+    if name not in viewer_files(project=project):
+        raise Http404("No such file.")
+    path = f"{project.result_path}/{name}"
+    try:
+        return default_storage.open(path, "rb"), VIEWER_FILES[name]
+    except FileNotFoundError as exc:
+        raise Http404("No such file.") from exc
+
+
+def project_photo_read(*, project: Project, name: str, max_bytes: int = 64_000_000) -> tuple[bytes, str]:
+    """The bytes of one source photo, found by its base name in the project's input zip.
+
+    Names come from cameras.json, which lists photos by their base name; the
+    zip entry is matched on its base name too, so a set zipped inside a folder
+    works. Http404 for anything that is not a photo of this project.
+    """
+    suffix = PurePosixPath(name).suffix.lower()
+    if not _PHOTO_NAME.match(name) or suffix not in PHOTO_TYPES or not project.input_path:
+        raise Http404("No such photo.")
+    try:
+        with default_storage.open(project.input_path, "rb") as fh, zipfile.ZipFile(fh) as zf:
+            for info in zf.infolist():
+                if info.is_dir() or PurePosixPath(info.filename).name != name:
+                    continue
+                if info.file_size > max_bytes:
+                    raise Http404("This photo is too large to show here.")
+                return zf.read(info), PHOTO_TYPES[suffix]
+    except (FileNotFoundError, zipfile.BadZipFile) as exc:
+        raise Http404("No such photo.") from exc
+    raise Http404("No such photo.")

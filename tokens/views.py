@@ -1,0 +1,40 @@
+"""The token page: the key once, then masked; regenerate; balance, limits, usage, ledger."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.adapter import NEW_KEY_SESSION
+from tokens import selectors, services
+
+
+@login_required
+@require_GET
+def token_detail(request: HttpRequest) -> HttpResponse:
+    token = selectors.token_for_user(user=request.user)
+    new_key = request.session.pop(NEW_KEY_SESSION, None) if token else None
+    context = {"token": token, "new_key": new_key}
+    if token is not None:
+        context |= {
+            "available": selectors.token_credit_available(token=token),
+            "used_today": selectors.token_usage_today(token=token),
+            "ledger": selectors.ledger_list(token=token)[:100],
+            "api_base": request.build_absolute_uri("/"),
+        }
+    response = render(request, "tokens/detail.html", context)
+    response["Cache-Control"] = "no-store"  # The page may hold the key.
+    return response
+
+
+@login_required
+@require_POST
+def token_regenerate(request: HttpRequest) -> HttpResponse:
+    token = selectors.token_for_user(user=request.user)
+    if token is None:
+        messages.error(request, "This account has no token yet; verify your e-mail address first.")
+        return redirect("tokens:detail")
+    request.session[NEW_KEY_SESSION] = services.token_regenerate(token=token)
+    messages.success(request, "New key made. The old key stopped working just now.")
+    return redirect("tokens:detail")
