@@ -113,16 +113,21 @@ MEDIA_ROOT = env.path("OPENSCAN_MEDIA_ROOT", default=str(BASE_DIR / "media"))
 # Media is never served directly: downloads go through signed views.
 MEDIA_URL = "/media/"
 OPENSCAN_STORAGE = env.str("OPENSCAN_STORAGE", default="local")
-_default_storage: dict = {
+_STORAGE_BACKENDS: dict[str, dict] = {
     "local": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(MEDIA_ROOT)},
     },
     "s3": {"BACKEND": "storages.backends.s3.S3Storage"},
-    "dropbox": {"BACKEND": "storages.backends.dropbox.DropboxStorage"},
-}[OPENSCAN_STORAGE]
+    # django-storages' Dropbox backend with streaming reads and tolerant deletes.
+    "dropbox": {"BACKEND": "projects.storage.DropboxStorage"},
+}
+if OPENSCAN_STORAGE not in _STORAGE_BACKENDS:
+    raise environ.ImproperlyConfigured(
+        f"OPENSCAN_STORAGE must be local, s3 or dropbox, not {OPENSCAN_STORAGE!r}."
+    )
 STORAGES = {
-    "default": _default_storage,
+    "default": _STORAGE_BACKENDS[OPENSCAN_STORAGE],
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
@@ -131,17 +136,47 @@ STORAGES = {
         )
     },
 }
+# Downloads on s3/dropbox answer 302 to the backend (presigned GET, Dropbox shared
+# link) instead of streaming through the web server. Off: stream everything here.
+OPENSCAN_DOWNLOAD_REDIRECT = env.bool("OPENSCAN_DOWNLOAD_REDIRECT", default=True)
+
+# S3 and S3-compatible stores (MinIO, Ceph, R2, ...), read by django-storages.
+# Empty keys mean boto3's own chain (instance role, AWS_PROFILE, ~/.aws).
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
-AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default=None)
-AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default=None)
+AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or None
+AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="") or None
+AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default="") or None
+AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default="") or None
+# "path" for most S3-compatible servers; empty lets botocore choose (virtual hosts on AWS).
+AWS_S3_ADDRESSING_STYLE = env.str("AWS_S3_ADDRESSING_STYLE", default="") or None
+AWS_LOCATION = env.str("AWS_LOCATION", default="")
+AWS_S3_SIGNATURE_VERSION = "s3v4"
+AWS_S3_FILE_OVERWRITE = True
 AWS_DEFAULT_ACL = None
 AWS_QUERYSTRING_AUTH = True
-AWS_QUERYSTRING_EXPIRE = 4 * 3600
-DROPBOX_OAUTH2_TOKEN = env.str("DROPBOX_OAUTH2_TOKEN", default="")
+# Lifetime of a presigned download (GET) made when someone clicks a download link.
+AWS_QUERYSTRING_EXPIRE = env.int("AWS_QUERYSTRING_EXPIRE", default=3600)
+# REST clients may ask for a presigned POST (size-limited by its policy) or PUT
+# to send a part straight to the bucket (POST /api/v1/projects/<id>/parts/<i>/direct/).
+OPENSCAN_S3_DIRECT_UPLOADS = env.bool("OPENSCAN_S3_DIRECT_UPLOADS", default=True)
+
+# Dropbox: an app's refresh token with its key and secret (a long-lived access
+# token in DROPBOX_OAUTH2_TOKEN also works, but Dropbox no longer issues those).
+DROPBOX_OAUTH2_TOKEN = env.str("DROPBOX_OAUTH2_TOKEN", default="") or None
 DROPBOX_OAUTH2_REFRESH_TOKEN = env.str("DROPBOX_OAUTH2_REFRESH_TOKEN", default="")
 DROPBOX_APP_KEY = env.str("DROPBOX_APP_KEY", default="")
 DROPBOX_APP_SECRET = env.str("DROPBOX_APP_SECRET", default="")
 DROPBOX_ROOT_PATH = env.str("DROPBOX_ROOT_PATH", default="/openscan-portal")
+DROPBOX_TIMEOUT = env.int("DROPBOX_TIMEOUT", default=100)
+# A job that runs again writes its results under the same names.
+DROPBOX_WRITE_MODE = "overwrite"
+# Upload links that are Dropbox temporary upload links (one-time, 4 hours), for the
+# wire ulink and the REST direct endpoint. Off by default: Dropbox documents 150 MiB
+# per upload, below the protocol's 200,000,000-byte parts, and the firmware's curl
+# sends no octet-stream Content-Type; neither is verified against real Dropbox.
+# On: parts are capped at OPENSCAN_DROPBOX_PART_MAX_BYTES.
+OPENSCAN_DROPBOX_DIRECT_LINKS = env.bool("OPENSCAN_DROPBOX_DIRECT_LINKS", default=False)
+OPENSCAN_DROPBOX_PART_MAX_BYTES = env.int("OPENSCAN_DROPBOX_PART_MAX_BYTES", default=150 * 1024 * 1024)
 
 # --- Cache and background work ----------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -283,3 +318,5 @@ ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_PREVENT_ENUMERATION = True
 # How often the project page asks the REST API for progress.
 OPENSCAN_POLL_SECONDS = env.int("OPENSCAN_POLL_SECONDS", default=2)
+# Size of each resumable PATCH the upload page sends.
+OPENSCAN_BROWSER_CHUNK_BYTES = env.int("OPENSCAN_BROWSER_CHUNK_BYTES", default=8 * 1024 * 1024)

@@ -17,10 +17,14 @@ from .settings import Q_CLUSTER, STORAGES  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-# Tasks go to the ORM broker and wait there: tests run workers explicitly
-# (jobs.job_run_next() or a real qcluster), so starting a project does not block.
-Q_CLUSTER = {**Q_CLUSTER, "orm": "default"}
-MEDIA_ROOT = tempfile.mkdtemp(prefix="openscan-test-media-")
+# Tasks wait in the broker (the ORM unless REDIS_URL is set): tests run workers
+# explicitly (jobs.job_run_next() or real qcluster processes), so starting a
+# project never blocks a test.
+if "redis" not in Q_CLUSTER:
+    Q_CLUSTER = {**Q_CLUSTER, "orm": "default"}
+Q_CLUSTER = {**Q_CLUSTER, "retry": 600, "timeout": 300}
+# Worker processes started by a test share the test's media directory through this variable.
+MEDIA_ROOT = os.environ.get("OPENSCAN_TEST_MEDIA_ROOT") or tempfile.mkdtemp(prefix="openscan-test-media-")
 STORAGES = {
     **STORAGES,
     "default": {

@@ -14,12 +14,20 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.validators import validate_email
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+)
+from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from openscan_portal.exceptions import ApplicationError
-from projects import links, selectors, services
+from projects import links, selectors, services, storage
 from projects.models import Project
 from tokens import selectors as token_selectors
 from tokens import services as token_services
@@ -72,7 +80,8 @@ def _token(request: HttpRequest) -> Token:
 
 def _upload_links(request: HttpRequest, project: Project) -> list[str]:
     return [
-        links.absolute(
+        storage.wire_upload_link(project=project, part=i)
+        or links.absolute(
             request,
             links.upload_path(project_id=project.id, generation=project.upload_generation, part=i),
         )
@@ -216,7 +225,12 @@ def _content_length(request: HttpRequest) -> int:
 
 @require_http_methods(["GET", "HEAD"])
 def download(request: HttpRequest, signed: str, filename: str) -> HttpResponse:
-    """Serve a finished project's result zip; extra query parameters (dl=1) are ignored."""
+    """Serve a finished project's result file; extra query parameters (dl=1) are ignored.
+
+    On S3 or Dropbox a GET answers 302 to the backend (a presigned GET or the
+    file's Dropbox shared link; OPENSCAN_DOWNLOAD_REDIRECT); HEAD and local
+    storage stream the file from here.
+    """
     try:
         project_id, generation = links.download_target(signed)
     except ApplicationError as exc:
@@ -224,8 +238,19 @@ def download(request: HttpRequest, signed: str, filename: str) -> HttpResponse:
     project = Project.objects.filter(pk=project_id, upload_generation=generation).first()
     if project is None or project.status != Project.Status.DONE or not project.result_path:
         raise Http404("This result is no longer available.")
-    return FileResponse(
-        default_storage.open(f"{project.result_path}/{filename}", "rb"),
-        as_attachment=True,
-        filename=f"{project.name.removesuffix('.zip')}-{filename}",
-    )
+    files = project.progress.get("files") or {}
+    if files and filename not in files:
+        raise Http404("The result has no such file.")
+    name = f"{project.result_path}/{filename}"
+    download_name = f"{project.name.removesuffix('.zip')}-{filename}"
+    if request.method == "GET":
+        url = storage.download_redirect_url(name=name, filename=download_name)
+        if url:
+            return HttpResponseRedirect(url)
+    elif storage.storage_kind() != "local":
+        # Answer HEAD from the metadata: opening a remote file would fetch it all.
+        response = HttpResponse(content_type="application/zip" if filename.endswith(".zip") else None)
+        response["Content-Length"] = str(default_storage.size(name))
+        response["Content-Disposition"] = content_disposition_header(True, download_name)
+        return response
+    return FileResponse(default_storage.open(name, "rb"), as_attachment=True, filename=download_name)

@@ -13,4 +13,9 @@ urlpatterns = [
     path("projects/<uuid:project_id>/cancel/", views.ProjectCancelApi.as_view(), name="cancel"),
     path("projects/<uuid:project_id>/reset/", views.ProjectResetApi.as_view(), name="reset"),
     path("projects/<uuid:project_id>/parts/<int:part>/", views.PartUploadApi.as_view(), name="part"),
+    path(
+        "projects/<uuid:project_id>/parts/<int:part>/direct/",
+        views.PartDirectUploadApi.as_view(),
+        name="part-direct",
+    ),
 ]

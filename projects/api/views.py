@@ -11,10 +11,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from openscan_portal.exceptions import ApplicationError
-from projects import selectors, services
+from projects import selectors, services, storage
 from projects.services import notifications
 from projects.api.serializers import ProjectOutputSerializer, project_output
 from projects.models import Project
+from projects.services.uploads import part_direct_target
 from tokens import throttles
 from tokens.api.auth import request_token
 
@@ -186,6 +187,50 @@ class PartUploadApi(APIView):
     post = patch
 
 
+class PartDirectUploadApi(APIView):
+    """A target for sending one part straight to the storage backend, bypassing this server.
+
+    S3 (``OPENSCAN_S3_DIRECT_UPLOADS``): a presigned ``POST`` (default; an HTML-form
+    upload whose policy refuses bodies over the part limit) or ``PUT`` (raw body;
+    its size is checked when the project starts). Reusable until ``expires_at``.
+    Dropbox (``OPENSCAN_DROPBOX_DIRECT_LINKS``): a one-time temporary upload link
+    taking the raw part as a ``POST`` body with ``Content-Type: application/octet-stream``.
+    A part sent this way replaces what the server had for it; it counts in
+    ``received`` once the project starts. 409 where storage takes no direct uploads.
+    """
+
+    class DirectUploadInputSerializer(serializers.Serializer):
+        method = serializers.ChoiceField(choices=["POST", "PUT"], required=False, default="POST")
+
+    throttle_scope = "uploads"
+
+    @extend_schema(
+        request=DirectUploadInputSerializer,
+        responses={
+            200: {
+                "type": "object",
+                "properties": {
+                    "method": {"type": "string"},
+                    "url": {"type": "string"},
+                    "encoding": {"type": "string", "enum": ["multipart", "raw"]},
+                    "fields": {"type": "object"},
+                    "headers": {"type": "object"},
+                    "expires_at": {"type": "string", "format": "date-time"},
+                    "max_size": {"type": "integer"},
+                    "one_time": {"type": "boolean"},
+                },
+            },
+            409: None,
+        },
+    )
+    def post(self, request: Request, project_id: str, part: int) -> Response:
+        project = selectors.project_get(token=request_token(request), project_id=project_id)
+        data = self.DirectUploadInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        target = part_direct_target(project=project, part=part, method=data.validated_data["method"])
+        return Response({"index": part, **target})
+
+
 class ApiRootApi(APIView):
     """What this server offers, so clients can choose the resumable REST upload."""
 
@@ -199,6 +244,7 @@ class ApiRootApi(APIView):
                 "version": 1,
                 "resumable_uploads": True,
                 "max_part_size": services.uploads_part_limit(),
+                "direct_uploads": storage.direct_uploads_enabled(),
                 "schema": request.build_absolute_uri("/api/schema/"),
                 "docs": request.build_absolute_uri("/api/docs/"),
             }

@@ -10,9 +10,16 @@ from django.utils import timezone
 
 from openscan_portal.exceptions import ApplicationError
 from projects.archive import ArchiveError, ArchiveLimits, inspect_zip
+from projects import storage
 from projects.models import Project
 from projects.services.queue import job_enqueue_on_commit
-from projects.services.uploads import parts_join, temp_dir, temp_dir_remove, upload_discard
+from projects.services.uploads import (
+    parts_join,
+    temp_dir,
+    temp_dir_remove,
+    upload_discard,
+    uploads_part_limit,
+)
 from tokens.models import Token
 from tokens.services import credit_charge, credit_refund
 
@@ -31,11 +38,11 @@ def _validate_request(*, token: Token, name: str, photos: int, parts: int, files
         raise ApplicationError("parts must be at least 1.")
     if filesize < parts:
         raise ApplicationError("filesize must be at least one byte per part.")
-    part_max = settings.OPENSCAN_PART_MAX_BYTES
+    part_max = uploads_part_limit()
     if filesize > parts * part_max:
         raise ApplicationError(
-            f"{parts} part(s) of at most {part_max} bytes cannot hold {filesize} bytes; "
-            f"split the zip into at least {-(-filesize // part_max)} parts."
+            f"{parts} part(s) of at most {part_max} bytes{storage.part_limit_reason()} cannot "
+            f"hold {filesize} bytes; split the zip into at least {-(-filesize // part_max)} parts."
         )
     if filesize > token.limit_filesize:
         raise ApplicationError(

@@ -7,12 +7,12 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
 from openscan_portal.exceptions import ApplicationError
+from projects import storage
 from projects.models import Project, UploadChunk
 from projects.streams import BodyFile
 
@@ -62,11 +62,11 @@ def _delete_files_on_commit(names: list[str]) -> None:
 
 
 def _stream_to_storage(project: Project, part: int, stream: BinaryIO, length: int) -> tuple[str, BodyFile]:
-    limit = settings.OPENSCAN_PART_MAX_BYTES
+    limit = storage.part_max_bytes()
     if length > limit:
         raise ApplicationError(
-            f"A part may be at most {limit} bytes; this one is {length}. Split the zip into "
-            "smaller parts.",
+            f"A part may be at most {limit} bytes{storage.part_limit_reason()}; this one is "
+            f"{length}. Split the zip into smaller parts.",
             status=413,
             code="part_too_large",
         )
@@ -113,6 +113,7 @@ def part_replace(
             storage_name=stored,
         )
         _delete_files_on_commit([c.storage_name for c in old])
+        _discard_direct_on_commit(locked, part)
     return chunk
 
 
@@ -135,10 +136,11 @@ def part_append(
         )
     if length <= 0:
         return current
-    limit = settings.OPENSCAN_PART_MAX_BYTES
+    limit = storage.part_max_bytes()
     if current + length > limit:
         raise ApplicationError(
-            f"A part may be at most {limit} bytes; this would make it {current + length}.",
+            f"A part may be at most {limit} bytes{storage.part_limit_reason()}; this would "
+            f"make it {current + length}.",
             status=413,
             code="part_too_large",
         )
@@ -156,6 +158,7 @@ def part_append(
                 sha256=body.sha256,
                 storage_name=stored,
             )
+            _discard_direct_on_commit(locked, part)
     except IntegrityError as exc:
         default_storage.delete(stored)
         raise ApplicationError(
@@ -169,12 +172,114 @@ def part_append(
     return offset + body.bytes_written
 
 
+def _discard_direct_on_commit(project: Project, part: int) -> None:
+    # A part that came through the server replaces one sent straight to the
+    # backend before: without this, start would pick up the older direct copy.
+    if storage.storage_kind() != "local":
+        name = storage.direct_name(project, part)
+        transaction.on_commit(lambda: default_storage.delete(name))
+
+
+def part_direct_target(*, project: Project, part: int, method: str = "POST") -> dict[str, object]:
+    """Where to send ``part`` straight to the storage backend (S3 presigned, Dropbox link).
+
+    Raises:
+        ApplicationError: 409 when this server's storage takes no direct uploads,
+            or the project no longer accepts parts.
+    """
+    _check_uploadable(project, generation=project.upload_generation, part=part)
+    if method.upper() not in {"POST", "PUT"}:
+        raise ApplicationError("method must be POST or PUT.")
+    target = storage.direct_upload_url(project=project, part=part, method=method)
+    if target is None:
+        raise ApplicationError(
+            "This server takes no direct uploads to its storage; send the part to its "
+            "upload_url (PATCH) instead.",
+            status=409,
+            code="direct_upload_unavailable",
+        )
+    return target
+
+
+def direct_parts_collect(*, project: Project) -> list[UploadChunk]:
+    """Register the parts sent straight to the backend as chunks; return the new chunks.
+
+    A direct upload replaces what the server received for the same part before
+    it (the server deletes a part's direct copy whenever it receives that part).
+
+    Raises:
+        ApplicationError: a direct upload is larger than a part may be (it is
+            deleted so the part can be sent again).
+    """
+    objects = storage.direct_objects(project=project)
+    if not objects:
+        return []
+    limit = storage.part_max_bytes()
+    problems: list[str] = []
+    accepted: list[storage.DirectObject] = []
+    for obj in objects:
+        if obj.part >= project.parts or obj.size <= 0:
+            default_storage.delete(obj.name)
+        elif obj.size > limit:
+            default_storage.delete(obj.name)
+            problems.append(f"part {obj.part + 1} is {obj.size} bytes")
+        else:
+            accepted.append(obj)
+    if problems:
+        raise ApplicationError(
+            f"Sent straight to storage, {'; '.join(problems)}, but a part may be at most "
+            f"{limit} bytes{storage.part_limit_reason()}. Split the zip into smaller parts "
+            "and upload the part(s) again.",
+            code="part_too_large",
+        )
+    created: list[UploadChunk] = []
+    with transaction.atomic():
+        locked = Project.objects.select_for_update().get(pk=project.pk)
+        if locked.upload_generation != project.upload_generation or locked.status != Project.Status.CREATED:
+            raise ApplicationError("The project changed while it was being checked; start it again.", status=409)
+        for obj in accepted:
+            old = list(UploadChunk.objects.filter(project=locked, generation=locked.upload_generation, part=obj.part))
+            if len(old) == 1 and old[0].storage_name == obj.name and old[0].size == obj.size:
+                continue
+            UploadChunk.objects.filter(pk__in=[c.pk for c in old]).delete()
+            _delete_files_on_commit([c.storage_name for c in old if c.storage_name != obj.name])
+            created.append(
+                UploadChunk.objects.create(
+                    project=locked,
+                    generation=locked.upload_generation,
+                    part=obj.part,
+                    offset=0,
+                    size=obj.size,
+                    sha256="",  # Not known until the bytes are read at start.
+                    storage_name=obj.name,
+                )
+            )
+    return created
+
+
+def _part_damaged(project: Project, part: int, detail: str) -> ApplicationError:
+    chunks = list(UploadChunk.objects.filter(project=project, generation=project.upload_generation, part=part))
+    UploadChunk.objects.filter(pk__in=[c.pk for c in chunks]).delete()
+    _delete_files_on_commit([c.storage_name for c in chunks])
+    return ApplicationError(
+        f"Part {part + 1} of {project.parts} is not stored as it was received ({detail}). "
+        "Upload it again and start again.",
+        code="part_damaged",
+    )
+
+
 def parts_join(*, project: Project, dest: Path) -> str:
     """Write the current upload's parts, in order, into ``dest``; return its sha256.
 
+    Parts sent straight to the backend are registered first. Every chunk is
+    checked as it is read: its size and sha256 against what the server
+    received, and on Dropbox its content hash against the one Dropbox reports.
+
     Raises:
-        ApplicationError: a part is missing or the sizes do not add up to ``filesize``.
+        ApplicationError: a part is missing, too large or damaged, or the sizes
+            do not add up to ``filesize``.
     """
+    direct_parts_collect(project=project)
     received = parts_received(project=project)
     missing = [str(i + 1) for i in range(project.parts) if not received.get(i)]
     if missing:
@@ -190,24 +295,46 @@ def parts_join(*, project: Project, dest: Path) -> str:
             f"{project.filesize}. Upload the parts again or create the project with the right size.",
             code="size_mismatch",
         )
+    on_dropbox = storage.storage_kind() == "dropbox"
     digest = hashlib.sha256()
     chunks = UploadChunk.objects.filter(
         project=project, generation=project.upload_generation
     ).order_by("part", "offset")
     with dest.open("wb") as out:
         for chunk in chunks:
+            chunk_sha = hashlib.sha256()
+            content_hash = storage.DropboxContentHasher() if on_dropbox else None
+            size = 0
             with default_storage.open(chunk.storage_name, "rb") as src:
                 while data := src.read(1 << 20):
                     digest.update(data)
+                    chunk_sha.update(data)
+                    if content_hash is not None:
+                        content_hash.update(data)
+                    size += len(data)
                     out.write(data)
+            if size != chunk.size:
+                raise _part_damaged(project, chunk.part, f"{size} bytes read, {chunk.size} received")
+            if chunk.sha256 and chunk_sha.hexdigest() != chunk.sha256:
+                raise _part_damaged(project, chunk.part, "its sha256 differs")
+            if content_hash is not None:
+                reported = storage.dropbox_stored_hash(chunk.storage_name)
+                if reported != content_hash.hexdigest():
+                    raise _part_damaged(project, chunk.part, "its Dropbox content hash differs")
     return digest.hexdigest()
 
 
 def upload_discard(*, project: Project) -> None:
-    """Delete every uploaded chunk of the project (all generations), after commit."""
+    """Delete every uploaded chunk of the project (all generations), after commit.
+
+    Parts sent straight to the backend go too, registered or not.
+    """
     chunks = list(UploadChunk.objects.filter(project=project))
     UploadChunk.objects.filter(pk__in=[c.pk for c in chunks]).delete()
     _delete_files_on_commit([c.storage_name for c in chunks])
+    if storage.storage_kind() != "local":
+        prefix = storage.direct_prefix(project)  # Read now: a deleted row has no id at commit.
+        transaction.on_commit(lambda: storage.direct_discard(prefix=prefix))
 
 
 def temp_dir() -> Path:
@@ -219,4 +346,5 @@ def temp_dir_remove(path: Path) -> None:
 
 
 def uploads_part_limit() -> int:
-    return settings.OPENSCAN_PART_MAX_BYTES
+    """The largest part accepted (``OPENSCAN_PART_MAX_BYTES``, capped for Dropbox links)."""
+    return storage.part_max_bytes()
