@@ -201,6 +201,9 @@ Q_CLUSTER = {
     "timeout": OPENSCAN_JOB_TIMEOUT_SECONDS + 300,
     "retry": OPENSCAN_JOB_TIMEOUT_SECONDS + 600,
     "max_attempts": 1,
+    # Workers start the engine in a child process of their own (time limit, memory,
+    # cancellation); daemonic processes may not have children.
+    "daemonize_workers": False,
     "ack_failures": True,
     "catch_up": False,
     "label": "Background tasks",
@@ -316,6 +319,7 @@ ACCOUNT_EMAIL_SUBJECT_PREFIX = "[OpenScan Portal] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
 ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_USER_DISPLAY = "accounts.adapter.user_display"
 # How often the project page asks the REST API for progress.
 OPENSCAN_POLL_SECONDS = env.int("OPENSCAN_POLL_SECONDS", default=2)
 # Size of each resumable PATCH the upload page sends.

@@ -87,7 +87,9 @@ def extract_features(
     options.num_threads = _threads(threads)
     options.sift.max_num_features = max_features
     options.sift.first_octave = first_octave
-    mode = pycolmap.CameraMode.SINGLE if single_camera else pycolmap.CameraMode.PER_IMAGE
+    mode = (
+        pycolmap.CameraMode.SINGLE if single_camera else pycolmap.CameraMode.PER_IMAGE
+    )
     pycolmap.extract_features(
         database,
         image_dir,
@@ -112,19 +114,27 @@ def match_features(
     matching.num_threads = _threads(threads)
     verification = pycolmap.TwoViewGeometryOptions()
     if method == "exhaustive":
-        pycolmap.match_exhaustive(database, matching_options=matching, verification_options=verification)
+        pycolmap.match_exhaustive(
+            database, matching_options=matching, verification_options=verification
+        )
     elif method == "pairs" and pairs_file is not None:
         pairing = pycolmap.ImportedPairingOptions()
         pairing.match_list_path = str(pairs_file)
         pycolmap.match_image_pairs(
-            database, matching_options=matching, pairing_options=pairing, verification_options=verification
+            database,
+            matching_options=matching,
+            pairing_options=pairing,
+            verification_options=verification,
         )
     else:
         pairing_seq = pycolmap.SequentialPairingOptions()
         pairing_seq.overlap = overlap
         pairing_seq.quadratic_overlap = True
         pycolmap.match_sequential(
-            database, matching_options=matching, pairing_options=pairing_seq, verification_options=verification
+            database,
+            matching_options=matching,
+            pairing_options=pairing_seq,
+            verification_options=verification,
         )
     with pycolmap.Database.open(database) as db:
         _, geometries = db.read_two_view_geometries()
@@ -154,7 +164,9 @@ def map_incremental(
             database, image_dir, out_dir, options=options, next_image_callback=on_image
         )
     except RuntimeError as exc:  # pycolmap raises on degenerate input
-        raise PipelineError("engine_error", f"The camera solver stopped: {exc}") from exc
+        raise PipelineError(
+            "engine_error", f"The camera solver stopped: {exc}"
+        ) from exc
     if not models:
         return None
     best = max(models.values(), key=lambda r: r.num_reg_images())
@@ -185,7 +197,10 @@ def _to_sparse(rec: pycolmap.Reconstruction) -> SparseModel:
     ids = list(rec.points3D.keys())
     pts = [rec.points3D[i] for i in ids]
     visibility = tuple(
-        np.array(sorted({index_of[el.image_id] for el in p.track.elements}), dtype=np.int32) for p in pts
+        np.array(
+            sorted({index_of[el.image_id] for el in p.track.elements}), dtype=np.int32
+        )
+        for p in pts
     )
     return SparseModel(
         cameras=tuple(cameras),
@@ -198,16 +213,24 @@ def _to_sparse(rec: pycolmap.Reconstruction) -> SparseModel:
     )
 
 
-def statistical_inliers(points: FloatArray, neighbours: int = 16, std_ratio: float = 2.0) -> NDArray[np.intp]:
+def statistical_inliers(
+    points: FloatArray, neighbours: int = 16, std_ratio: float = 2.0
+) -> NDArray[np.intp]:
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
-    _, index = cloud.remove_statistical_outlier(nb_neighbors=neighbours, std_ratio=std_ratio)
+    _, index = cloud.remove_statistical_outlier(
+        nb_neighbors=neighbours, std_ratio=std_ratio
+    )
     return np.asarray(index, dtype=np.intp)
 
 
-def estimate_normals(points: FloatArray, radius: float, towards: FloatArray) -> FloatArray:
+def estimate_normals(
+    points: FloatArray, radius: float, towards: FloatArray
+) -> FloatArray:
     """Normals from local planes, flipped to face ``towards`` (one viewpoint per point)."""
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
-    cloud.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=radius, max_nn=30))
+    cloud.estimate_normals(
+        o3d.geometry.KDTreeSearchParamHybrid(radius=radius, max_nn=30)
+    )
     normals = np.asarray(cloud.normals)
     flip = np.sum(normals * (towards - points), axis=1) < 0
     normals[flip] *= -1
@@ -215,7 +238,11 @@ def estimate_normals(points: FloatArray, radius: float, towards: FloatArray) -> 
 
 
 def poisson(
-    points: FloatArray, normals: FloatArray, colors: FloatArray, depth: int, threads: int | None
+    points: FloatArray,
+    normals: FloatArray,
+    colors: FloatArray,
+    depth: int,
+    threads: int | None,
 ) -> tuple[FloatArray, NDArray[np.int64], FloatArray, FloatArray]:
     """Screened Poisson surface; returns vertices, faces, densities, vertex colours."""
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
@@ -233,11 +260,15 @@ def poisson(
 
 
 def clean_and_decimate(
-    vertices: FloatArray, faces: NDArray[np.int64], target_faces: int, min_island_share: float
+    vertices: FloatArray,
+    faces: NDArray[np.int64],
+    target_faces: int,
+    min_island_share: float,
 ) -> tuple[FloatArray, NDArray[np.int64]]:
     """Drop small islands and non-manifold edges, then quadric-decimate."""
     mesh = o3d.geometry.TriangleMesh(
-        o3d.utility.Vector3dVector(vertices), o3d.utility.Vector3iVector(faces.astype(np.int32))
+        o3d.utility.Vector3dVector(vertices),
+        o3d.utility.Vector3iVector(faces.astype(np.int32)),
     )
     clusters, counts, _ = mesh.cluster_connected_triangles()
     clusters_np, counts_np = np.asarray(clusters), np.asarray(counts)
@@ -266,47 +297,37 @@ def _make_manifold(mesh: o3d.geometry.TriangleMesh) -> None:
     mesh.remove_unreferenced_vertices()
 
 
-def uv_atlas(
-    vertices: FloatArray, faces: NDArray[np.int64], size: int, threads: int | None
-) -> NDArray[np.float32]:
-    """Per-corner UVs (F x 3 x 2) from Open3D's UVAtlas (isochart) port."""
-    mesh = o3d.t.geometry.TriangleMesh()
-    mesh.vertex.positions = o3d.core.Tensor(vertices.astype(np.float32))
-    mesh.triangle.indices = o3d.core.Tensor(faces.astype(np.int64))
-    partitions = max(1, min(_threads(threads), len(faces) // 20000))
-    mesh.compute_uvatlas(size=size, gutter=2.0, max_stretch=0.2, parallel_partitions=partitions)
-    return mesh.triangle.texture_uvs.numpy().astype(np.float32)
-
-
-def project_albedo(
-    vertices: FloatArray,
-    faces: NDArray[np.int64],
-    uvs: NDArray[np.float32],
-    images: Sequence[NDArray[np.uint8]],
-    intrinsics: Sequence[FloatArray],
-    extrinsics: Sequence[FloatArray],
-    size: int,
-) -> NDArray[np.uint8]:
-    """Blend undistorted photos into a texture image with visibility tests."""
-    mesh = o3d.t.geometry.TriangleMesh()
-    mesh.vertex.positions = o3d.core.Tensor(vertices.astype(np.float32))
-    mesh.triangle.indices = o3d.core.Tensor(faces.astype(np.int64))
-    mesh.triangle.texture_uvs = o3d.core.Tensor(uvs.astype(np.float32))
-    albedo = mesh.project_images_to_albedo(
-        [o3d.t.geometry.Image(np.ascontiguousarray(im)) for im in images],
-        [o3d.core.Tensor(k.astype(np.float64)) for k in intrinsics],
-        [o3d.core.Tensor(e.astype(np.float64)) for e in extrinsics],
-        tex_size=size,
-        update_material=False,
+def visible_faces(
+    vertices: FloatArray, faces: NDArray[np.int64], centres: Sequence[FloatArray]
+) -> list[NDArray[np.bool_]]:
+    """For each camera centre, which faces' centroids it sees unoccluded (Embree rays)."""
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(
+        o3d.core.Tensor(vertices.astype(np.float32)),
+        o3d.core.Tensor(faces.astype(np.uint32)),
     )
-    out = albedo.as_tensor().numpy()
-    if out.dtype != np.uint8:
-        out = np.clip(out * (255.0 if out.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    centroids = vertices[faces].mean(axis=1)
+    ids = np.arange(len(faces))
+    out = []
+    for centre in centres:
+        dirs = centroids - centre
+        rays = np.concatenate(
+            [np.broadcast_to(centre, dirs.shape), dirs], axis=1
+        ).astype(np.float32)
+        hit = scene.cast_rays(o3d.core.Tensor(rays))
+        prim = hit["primitive_ids"].numpy().astype(np.int64)
+        t_hit = hit["t_hit"].numpy()
+        # Rays are scaled so the centroid sits at t = 1; a neighbour hit first counts too.
+        out.append((prim == ids) | (np.abs(t_hit - 1.0) < 1e-3))
     return out
 
 
-def fit_plane(points: FloatArray, threshold: float) -> tuple[FloatArray, NDArray[np.intp]]:
+def fit_plane(
+    points: FloatArray, threshold: float
+) -> tuple[FloatArray, NDArray[np.intp]]:
     """RANSAC plane (a, b, c, d) with a*x + b*y + c*z + d = 0, and its inlier indices."""
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
-    plane, inliers = cloud.segment_plane(distance_threshold=threshold, ransac_n=3, num_iterations=500)
+    plane, inliers = cloud.segment_plane(
+        distance_threshold=threshold, ransac_n=3, num_iterations=500
+    )
     return np.asarray(plane, dtype=np.float64), np.asarray(inliers, dtype=np.intp)

@@ -11,7 +11,9 @@ from projects.pipeline.types import Preset
 class PresetConfig:
     sift_max_image_size: int
     sift_max_features: int
-    sift_upsample_below: int  # upsample smaller photos before SIFT: more features, ~3x slower
+    sift_upsample_below: (
+        int  # upsample smaller photos before SIFT: more features, ~3x slower
+    )
     matching: str  # "turntable" (ring-aware pairs), "sequential" or "exhaustive"
     dense: bool
     dense_max_size: int

@@ -79,10 +79,12 @@ class ReconstructionRequest:
         A zip is extracted into ``workdir/input`` with names flattened, so a
         hostile archive cannot write outside it.
         """
-        from projects.pipeline.steps.ingest import collect_input  # noqa: PLC0415
+        from projects.pipeline.steps.ingest import collect_input
 
         images = collect_input(Path(input_path), Path(workdir) / "input")
-        return cls(images=images, out_dir=Path(out_dir), workdir=Path(workdir), **options)  # type: ignore[arg-type]  # options are the dataclass's own fields
+        return cls(
+            images=images, out_dir=Path(out_dir), workdir=Path(workdir), **options
+        )  # type: ignore[arg-type]  # options are the dataclass's own fields
 
 
 @dataclass(frozen=True, slots=True)

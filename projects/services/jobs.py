@@ -28,7 +28,7 @@ from django.utils import timezone
 from django_q.brokers import get_broker
 
 from projects.models import Project
-from projects.pipeline.types import PipelineError, Preset, Progress, ReconstructionRequest
+from projects.pipeline import PipelineError, Preset, Progress, ReconstructionRequest
 from projects.services.notifications import notification_enqueue
 from projects.services.projects import project_refund
 from projects.services.queue import job_enqueue, job_enqueue_on_commit

@@ -32,9 +32,17 @@ class DenseConfig:
     neighbours: int
     window: int = 7
     min_ncc: float = 0.55
-    min_texture: float = 0.012  # local std-dev of grey (0..1) below which a pixel is blank
+    min_texture: float = (
+        0.012  # local std-dev of grey (0..1) below which a pixel is blank
+    )
     depth_tolerance: float = 0.01  # relative, for geometric consistency
     min_consistent: int = 2
+    # Coarse-to-fine: sweep ``planes`` at this share of the resolution, then
+    # search ``refine_steps`` each side of that depth at full resolution,
+    # ``refine_span`` coarse plane steps wide. 1.0 = one full-resolution sweep.
+    coarse_scale: float = 0.5
+    refine_steps: int = 4
+    refine_span: float = 1.5
 
 
 @dataclass(slots=True)
@@ -66,16 +74,24 @@ def _load_view(model: SparseModel, index: int, image_dir: Path, max_size: int) -
     sx, sy = w / cam.width, h / cam.height
     small = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
     K = np.array(
-        [[cam.K[0, 0] * sx, 0, cam.K[0, 2] * sx - 0.5], [0, cam.K[1, 1] * sy, cam.K[1, 2] * sy - 0.5], [0, 0, 1]]
+        [
+            [cam.K[0, 0] * sx, 0, cam.K[0, 2] * sx - 0.5],
+            [0, cam.K[1, 1] * sy, cam.K[1, 2] * sy - 0.5],
+            [0, 0, 1],
+        ]
     )
-    if abs(cam.radial) > 1e-6:  # SIMPLE_RADIAL k1 is OpenCV's k1 on normalised coordinates
+    if (
+        abs(cam.radial) > 1e-6
+    ):  # SIMPLE_RADIAL k1 is OpenCV's k1 on normalised coordinates
         small = cv2.undistort(small, K, np.array([cam.radial, 0, 0, 0]))
     rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255.0
     return _View(gray, rgb, K, cam.R, cam.t, (0.0, 0.0), [])
 
 
-def _select_neighbours(model: SparseModel, count: int) -> tuple[list[list[int]], list[tuple[float, float]]]:
+def _select_neighbours(
+    model: SparseModel, count: int
+) -> tuple[list[list[int]], list[tuple[float, float]]]:
     """Neighbours sharing many sparse points at a useful triangulation angle."""
     n = len(model.cameras)
     incidence = np.zeros((len(model.points), n), np.float32)
@@ -87,12 +103,18 @@ def _select_neighbours(model: SparseModel, count: int) -> tuple[list[list[int]],
     ranges: list[tuple[float, float]] = []
     for i, cam in enumerate(model.cameras):
         seen = incidence[:, i] > 0
-        anchor = model.points[seen].mean(axis=0) if seen.any() else model.points.mean(axis=0)
+        anchor = (
+            model.points[seen].mean(axis=0) if seen.any() else model.points.mean(axis=0)
+        )
         a = centres - anchor
         a /= np.linalg.norm(a, axis=1, keepdims=True)
         angle = np.degrees(np.arccos(np.clip(a @ a[i], -1, 1)))
         # Prefer 10-25 degrees: enough baseline for depth, little appearance change.
-        weight = np.exp(-((np.clip(angle, 0, 60) - 17.0) ** 2) / (2 * 10.0**2)) * (angle > 3) * (angle < 50)
+        weight = (
+            np.exp(-((np.clip(angle, 0, 60) - 17.0) ** 2) / (2 * 10.0**2))
+            * (angle > 3)
+            * (angle < 50)
+        )
         score = shared[i] * weight
         score[i] = 0
         order = [int(j) for j in np.argsort(-score) if score[j] > 0][:count]
@@ -100,7 +122,7 @@ def _select_neighbours(model: SparseModel, count: int) -> tuple[list[list[int]],
         pts = model.points[seen] if seen.sum() >= 10 else model.points
         z = (pts @ cam.R.T + cam.t)[:, 2]
         z = z[z > 0]
-        lo, hi = (np.percentile(z, [1, 99]) if len(z) else (0.1, 10.0))
+        lo, hi = np.percentile(z, [1, 99]) if len(z) else (0.1, 10.0)
         ranges.append((float(lo) * 0.85, float(hi) * 1.15))
     return neighbours, ranges
 
@@ -109,59 +131,185 @@ def _box(img: F32, k: int) -> F32:
     return cv2.blur(img, (k, k), borderType=cv2.BORDER_REFLECT)
 
 
+class _TopMean:
+    """Running mean of the ``keep`` best scores per pixel (no sort of a score stack)."""
+
+    def __init__(self, keep: int, shape: tuple[int, int]) -> None:
+        self.top = [np.full(shape, -1.0, np.float32) for _ in range(keep)]
+
+    def add(self, score: F32) -> None:
+        cur = score
+        for i, best in enumerate(self.top):
+            self.top[i] = np.maximum(best, cur)
+            cur = np.minimum(best, cur)
+
+    def mean(self) -> F32:
+        return sum(self.top[1:], self.top[0]) / np.float32(len(self.top))
+
+
+def _ncc(
+    ref: F32, mu_r: F32, sd_r: F32, warped: F32, k: int
+) -> F32:
+    """Windowed NCC of ``warped`` against the reference (its stats precomputed)."""
+    stats = cv2.blur(
+        cv2.merge([warped, warped * warped, ref * warped]),
+        (k, k),
+        borderType=cv2.BORDER_REFLECT,
+    )
+    mu_w = stats[..., 0]
+    var_w = np.maximum(stats[..., 1] - mu_w * mu_w, 0)
+    cov = stats[..., 2] - mu_r * mu_w
+    return cov / (sd_r * np.sqrt(var_w) + 1e-3)
+
+
+def _relative(views: list[_View], ref: _View) -> list[tuple[_View, NDArray[np.float64], NDArray[np.float64]]]:
+    out = []
+    for j in ref.neighbours:
+        nb = views[j]
+        r_ji = nb.R @ ref.R.T
+        out.append((nb, r_ji, nb.t - r_ji @ ref.t))
+    return out
+
+
+def _level(gray: F32, scale: float, K: NDArray[np.float64]) -> tuple[F32, NDArray[np.float64]]:
+    """``gray`` resized by ``scale`` and its intrinsics (pixel-centre convention)."""
+    if scale == 1.0:
+        return gray, K
+    h, w = gray.shape
+    size = (max(8, round(w * scale)), max(8, round(h * scale)))
+    sx, sy = size[0] / w, size[1] / h
+    small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    Ks = np.array(
+        [
+            [K[0, 0] * sx, 0, (K[0, 2] + 0.5) * sx - 0.5],
+            [0, K[1, 1] * sy, (K[1, 2] + 0.5) * sy - 0.5],
+            [0, 0, 1],
+        ]
+    )
+    return small, Ks
+
+
+def _parabola(cost: F32, best: NDArray[np.intp]) -> tuple[F32, F32]:
+    """Sub-step offset of the cost minimum in [-0.5, 0.5], and the minimum cost."""
+    n = cost.shape[0]
+    rows, cols = np.indices(best.shape)
+    c1 = cost[best, rows, cols]
+    inner = np.clip(best, 1, n - 2)
+    c0, c2 = cost[inner - 1, rows, cols], cost[inner + 1, rows, cols]
+    denom = c0 - 2 * c1 + c2
+    offset = np.where(denom > 1e-6, 0.5 * (c0 - c2) / np.maximum(denom, 1e-6), 0.0)
+    return np.clip(offset, -0.5, 0.5).astype(np.float32), c1
+
+
+def _sweep(
+    views: list[_View], ref: _View, cfg: DenseConfig, scale: float
+) -> tuple[F32, F32, float]:
+    """Coarse plane sweep at ``scale``: inverse depth per pixel, its cost, the plane step."""
+    gray, K = _level(ref.gray, scale, ref.K)
+    h, w = gray.shape
+    k = cfg.window if scale == 1.0 else max(5, int(round(cfg.window * scale)) | 1)
+    mu_r = _box(gray, k)
+    sd_r = np.sqrt(np.maximum(_box(gray * gray, k) - mu_r * mu_r, 0))
+    inv_k = np.linalg.inv(K)
+    lo, hi = ref.depth_range
+    inv_depths = np.linspace(1.0 / lo, 1.0 / hi, cfg.planes)
+    rel = []
+    for nb, r_ji, t_ji in _relative(views, ref):
+        g, Kn = _level(nb.gray, scale, nb.K)
+        rel.append((g, Kn, r_ji, t_ji))
+    keep = max(1, math.ceil(len(rel) / 2))
+    cost = np.empty((cfg.planes, h, w), np.float32)
+    normal = np.array([[0.0, 0.0, 1.0]])
+    for d, inv_d in enumerate(inv_depths):
+        top = _TopMean(keep, (h, w))
+        for g, Kn, r_ji, t_ji in rel:
+            hom = Kn @ (r_ji + t_ji[:, None] @ normal * inv_d) @ inv_k
+            warped = cv2.warpPerspective(
+                g,
+                hom,
+                (w, h),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                # NaN would poison cv2.blur's running sums; 0 just scores low.
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0.0,
+            )
+            top.add(_ncc(gray, mu_r, sd_r, warped, k))
+        cost[d] = 1.0 - top.mean()
+    best = np.argmin(cost, axis=0)
+    offset, c1 = _parabola(cost, best)
+    step = float(inv_depths[1] - inv_depths[0])
+    inv = (inv_depths[best] + offset * step).astype(np.float32)
+    # Pixels whose best plane is at the ends of the range lie outside it.
+    inv[(best == 0) | (best == cfg.planes - 1)] = 0.0
+    return inv, c1, step
+
+
+def _refine(
+    views: list[_View], ref: _View, cfg: DenseConfig, inv0: F32, step: float
+) -> tuple[F32, F32]:
+    """Full-resolution search around ``inv0``: per-pixel depth hypotheses via remap."""
+    h, w = ref.gray.shape
+    k = cfg.window
+    mu_r = _box(ref.gray, k)
+    sd_r = np.sqrt(np.maximum(_box(ref.gray * ref.gray, k) - mu_r * mu_r, 0))
+    inv_k = np.linalg.inv(ref.K)
+    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    pix = np.stack([u, v, np.ones_like(u)], -1)
+    rel = []
+    for nb, r_ji, t_ji in _relative(views, ref):
+        a = (pix @ (nb.K @ r_ji @ inv_k).T).astype(np.float32)
+        b = (nb.K @ t_ji).astype(np.float32)
+        rel.append((nb.gray, a[..., 0], a[..., 1], a[..., 2], b))
+    keep = max(1, math.ceil(len(rel) / 2))
+    hyps = cfg.refine_steps
+    delta = np.float32(step * cfg.refine_span / hyps)
+    cost = np.empty((2 * hyps + 1, h, w), np.float32)
+    for n, s in enumerate(range(-hyps, hyps + 1)):
+        inv = inv0 + np.float32(s) * delta
+        top = _TopMean(keep, (h, w))
+        for g, a0, a1, a2, b in rel:
+            z = a2 + inv * b[2]
+            bad = z <= 1e-6
+            z = np.where(bad, 1.0, z)
+            mx = (a0 + inv * b[0]) / z
+            my = (a1 + inv * b[1]) / z
+            mx[bad] = -1e4
+            warped = cv2.remap(
+                g, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0
+            )
+            top.add(_ncc(ref.gray, mu_r, sd_r, warped, k))
+        cost[n] = 1.0 - top.mean()
+    best = np.argmin(cost, axis=0)
+    offset, c1 = _parabola(cost, best)
+    inv = inv0 + ((best - hyps).astype(np.float32) + offset) * delta
+    # At the ends of the search window the coarse guess was off: not trusted.
+    inv[(best == 0) | (best == 2 * hyps)] = 0.0
+    return inv, c1
+
+
 def _depth_map(views: list[_View], i: int, cfg: DenseConfig) -> None:
     ref = views[i]
     h, w = ref.gray.shape
     k = cfg.window
     mu_r = _box(ref.gray, k)
     var_r = np.maximum(_box(ref.gray * ref.gray, k) - mu_r * mu_r, 0)
-    inv_k = np.linalg.inv(ref.K)
-    lo, hi = ref.depth_range
-    inv_depths = np.linspace(1.0 / lo, 1.0 / hi, cfg.planes)
-    keep = max(1, math.ceil(len(ref.neighbours) / 2))
-    cost = np.empty((cfg.planes, h, w), np.float32)
-    rel = []
-    for j in ref.neighbours:
-        nb = views[j]
-        r_ji = nb.R @ ref.R.T
-        rel.append((nb, r_ji, nb.t - r_ji @ ref.t))
-    normal = np.array([[0.0, 0.0, 1.0]])
-    for d, inv_d in enumerate(inv_depths):
-        scores = np.empty((len(rel), h, w), np.float32)
-        for n, (nb, r_ji, t_ji) in enumerate(rel):
-            hom = nb.K @ (r_ji + t_ji[:, None] @ normal * inv_d) @ inv_k
-            warped = cv2.warpPerspective(
-                nb.gray, hom, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                # NaN would poison cv2.blur's running sums; 0 just scores low.
-                borderMode=cv2.BORDER_CONSTANT, borderValue=0.0,
-            )
-            mu_w = _box(warped, k)
-            var_w = _box(warped * warped, k) - mu_w * mu_w
-            cov = _box(ref.gray * warped, k) - mu_r * mu_w
-            scores[n] = cov / np.sqrt(var_r * np.maximum(var_w, 0) + 1e-6)
-        if keep < len(rel):
-            scores.sort(axis=0)
-            cost[d] = 1.0 - scores[-keep:].mean(axis=0)
-        else:
-            cost[d] = 1.0 - scores.mean(axis=0)
-    best = np.argmin(cost, axis=0)
-    rows, cols = np.indices((h, w))
-    c1 = cost[best, rows, cols]
-    inner = np.clip(best, 1, cfg.planes - 2)
-    c0, c2 = cost[inner - 1, rows, cols], cost[inner + 1, rows, cols]
-    denom = c0 - 2 * c1 + c2
-    offset = np.where(denom > 1e-6, 0.5 * (c0 - c2) / np.maximum(denom, 1e-6), 0.0)
-    step = inv_depths[1] - inv_depths[0]
-    inv = inv_depths[best] + np.clip(offset, -0.5, 0.5) * step
+    if cfg.coarse_scale < 1.0:
+        inv_c, _, step = _sweep(views, ref, cfg, cfg.coarse_scale)
+        inv0 = cv2.resize(inv_c, (w, h), interpolation=cv2.INTER_NEAREST)
+        unknown = inv0 <= 0
+        inv0[unknown] = 1.0 / ref.depth_range[1]
+        inv, c1 = _refine(views, ref, cfg, inv0, step)
+        inv[unknown] = 0.0
+    else:
+        inv, c1, _ = _sweep(views, ref, cfg, 1.0)
     valid = (
         (1.0 - c1 > cfg.min_ncc)
         & (np.sqrt(var_r) > cfg.min_texture)
-        & (best > 0)
-        & (best < cfg.planes - 1)
+        & (inv > 0)
     )
-    depth = np.where(valid, 1.0 / inv, 0.0).astype(np.float32)
+    depth = np.where(valid, 1.0 / np.maximum(inv, 1e-9), 0.0).astype(np.float32)
     ref.depth = depth
-    ref.normal = _normals_from_depth(depth, inv_k)
+    ref.normal = _normals_from_depth(depth, np.linalg.inv(ref.K))
 
 
 def _backproject(depth: F32, inv_k: NDArray[np.float64]) -> F32:
@@ -214,16 +362,22 @@ def _consistent_points(
 
 
 def _voxel_fuse(
-    points: NDArray[np.float64], colors: NDArray[np.float64], normals: NDArray[np.float64], voxel: float
+    points: NDArray[np.float64],
+    colors: NDArray[np.float64],
+    normals: NDArray[np.float64],
+    voxel: float,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    keys = np.floor((points - points.min(axis=0)) / voxel).astype(np.int64)
-    _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
-    inverse = inverse.ravel()
+    cells = np.floor((points - points.min(axis=0)) / voxel).astype(np.int64)
+    span = cells.max(axis=0) + 1
+    keys = (cells[:, 0] * span[1] + cells[:, 1]) * span[2] + cells[:, 2]
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
 
     def mean(values: NDArray[np.float64]) -> NDArray[np.float64]:
-        out = np.zeros((len(counts), values.shape[1]))
-        np.add.at(out, inverse, values)
-        return out / counts[:, None]
+        sums = [
+            np.bincount(inverse, weights=values[:, c], minlength=len(counts))
+            for c in range(values.shape[1])
+        ]
+        return np.stack(sums, axis=1) / counts[:, None]
 
     fused_n = mean(normals)
     fused_n /= np.linalg.norm(fused_n, axis=1, keepdims=True) + 1e-12
@@ -243,7 +397,12 @@ def densify(
     workers = max(1, threads or 2)
     cv2.setNumThreads(1)  # parallelism comes from one view per worker thread
     with ThreadPoolExecutor(workers) as pool:
-        views = list(pool.map(lambda i: _load_view(model, i, image_dir, cfg.max_size), range(len(model.cameras))))
+        views = list(
+            pool.map(
+                lambda i: _load_view(model, i, image_dir, cfg.max_size),
+                range(len(model.cameras)),
+            )
+        )
     for view, nbs, rng in zip(views, neighbours, ranges, strict=True):
         view.neighbours, view.depth_range = nbs, rng
     todo = [i for i, v in enumerate(views) if v.neighbours]
@@ -258,7 +417,11 @@ def densify(
         list(pool.map(run, todo))
     parts = [_consistent_points(views, i, cfg) for i in todo]
     points = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, 3))
-    colors = np.concatenate([p[1] for p in parts]).astype(np.float64) / 255.0 if parts else np.zeros((0, 3))
+    colors = (
+        np.concatenate([p[1] for p in parts]).astype(np.float64) / 255.0
+        if parts
+        else np.zeros((0, 3))
+    )
     normals = np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, 3))
     if len(points) == 0:
         return DenseCloud(points, colors, normals, len(todo))

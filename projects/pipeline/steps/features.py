@@ -10,7 +10,9 @@ from projects.pipeline.presets import PresetConfig
 from projects.pipeline.steps.ingest import IngestResult
 
 
-def extract(ingested: IngestResult, database: Path, config: PresetConfig, threads: int | None) -> None:
+def extract(
+    ingested: IngestResult, database: Path, config: PresetConfig, threads: int | None
+) -> None:
     """One extraction call per camera group, so each group gets its own focal prior."""
     if database.exists():
         database.unlink()
@@ -52,22 +54,38 @@ def turntable_pairs(count: int, window: int) -> list[tuple[int, int]]:
 
 
 def match(
-    ingested: IngestResult, database: Path, config: PresetConfig, workdir: Path, threads: int | None
+    ingested: IngestResult,
+    database: Path,
+    config: PresetConfig,
+    workdir: Path,
+    threads: int | None,
 ) -> int:
     """Match image pairs chosen by the preset; return the number of verified pairs."""
     names = [im.name for im in ingested.images]
     method = config.matching
     if method == "exhaustive" or len(names) <= 30:
         return engine.match_features(
-            database=database, method="exhaustive", pairs_file=None, overlap=0, threads=threads
+            database=database,
+            method="exhaustive",
+            pairs_file=None,
+            overlap=0,
+            threads=threads,
         )
     if method == "sequential":
         return engine.match_features(
-            database=database, method="sequential", pairs_file=None, overlap=10, threads=threads
+            database=database,
+            method="sequential",
+            pairs_file=None,
+            overlap=10,
+            threads=threads,
         )
     pairs_file = workdir / "pairs.txt"
     pairs = turntable_pairs(len(names), window=max(5, len(names) // 12))
     pairs_file.write_text("".join(f"{names[a]} {names[b]}\n" for a, b in pairs))
     return engine.match_features(
-        database=database, method="pairs", pairs_file=pairs_file, overlap=0, threads=threads
+        database=database,
+        method="pairs",
+        pairs_file=pairs_file,
+        overlap=0,
+        threads=threads,
     )

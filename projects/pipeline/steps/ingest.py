@@ -52,10 +52,17 @@ def collect_input(input_path: Path, extract_dir: Path) -> tuple[Path, ...]:
     """Photo paths from a directory (sorted, non-recursive) or a zip (flattened)."""
     if input_path.is_dir():
         return tuple(
-            sorted(p for p in input_path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            sorted(
+                p
+                for p in input_path.iterdir()
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
         )
     if not zipfile.is_zipfile(input_path):
-        raise PipelineError("no_images", f"{input_path.name} is neither a folder nor a zip file of photos.")
+        raise PipelineError(
+            "no_images",
+            f"{input_path.name} is neither a folder nor a zip file of photos.",
+        )
     extract_dir.mkdir(parents=True, exist_ok=True)
     out: list[Path] = []
     seen: set[str] = set()
@@ -68,7 +75,9 @@ def collect_input(input_path: Path, extract_dir: Path) -> tuple[Path, ...]:
             and "__MACOSX" not in m.filename
         ]
         if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
-            raise PipelineError("no_images", "The zip file unpacks to more than 8 GB of photos.")
+            raise PipelineError(
+                "no_images", "The zip file unpacks to more than 8 GB of photos."
+            )
         for member in sorted(members, key=lambda m: m.filename):
             name = _safe_name(member.filename)
             while name.lower() in seen:  # same file name in two folders
@@ -96,7 +105,9 @@ def _focal_prior(exif: Image.Exif, width: int, height: int) -> tuple[float, str]
     return _DEFAULT_FOCAL_FACTOR * max(width, height), "default"
 
 
-def _ingest_one(path: Path, target_dir: Path, name: str, max_pixels: int) -> IngestedImage:
+def _ingest_one(
+    path: Path, target_dir: Path, name: str, max_pixels: int
+) -> IngestedImage:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as raw:
@@ -111,7 +122,11 @@ def _ingest_one(path: Path, target_dir: Path, name: str, max_pixels: int) -> Ing
         raise ValueError(f"smaller than {MIN_SIDE} pixels on a side")
     focal, source = _focal_prior(exif, width, height)
     target = target_dir / name
-    if orientation in (1, None) and path.suffix.lower() in (".jpg", ".jpeg") and raw.mode == "RGB":
+    if (
+        orientation in (1, None)
+        and path.suffix.lower() in (".jpg", ".jpeg")
+        and raw.mode == "RGB"
+    ):
         shutil.copyfile(path, target)  # already upright: avoid a lossy re-encode
     else:
         image.save(target, quality=95)
@@ -120,12 +135,17 @@ def _ingest_one(path: Path, target_dir: Path, name: str, max_pixels: int) -> Ing
     return IngestedImage(name, width, height, focal, source, key)
 
 
-def ingest(paths: tuple[Path, ...], workdir: Path, *, max_pixels: int, max_images: int) -> IngestResult:
+def ingest(
+    paths: tuple[Path, ...], workdir: Path, *, max_pixels: int, max_images: int
+) -> IngestResult:
     """Check every photo and write upright copies into ``workdir/images``."""
     if not paths:
         raise PipelineError("no_images", "No photos were found in the upload.")
     if len(paths) > max_images:
-        raise PipelineError("no_images", f"{len(paths)} photos is more than this service takes ({max_images}).")
+        raise PipelineError(
+            "no_images",
+            f"{len(paths)} photos is more than this service takes ({max_images}).",
+        )
     image_dir = workdir / "images"
     if image_dir.exists():
         shutil.rmtree(image_dir)
@@ -135,13 +155,21 @@ def ingest(paths: tuple[Path, ...], workdir: Path, *, max_pixels: int, max_image
     used: set[str] = set()
     for path in paths:
         stem = _safe_name(path.stem)
-        name = f"{stem}.jpg" if path.suffix.lower() not in (".jpg", ".jpeg") else _safe_name(path.name)
+        name = (
+            f"{stem}.jpg"
+            if path.suffix.lower() not in (".jpg", ".jpeg")
+            else _safe_name(path.name)
+        )
         while name.lower() in used:
             name = f"{len(used)}_{name}"
         try:
             good.append(_ingest_one(path, image_dir, name, max_pixels))
             used.add(name.lower())
-        except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        except (
+            UnidentifiedImageError,
+            Image.DecompressionBombError,
+            Image.DecompressionBombWarning,
+        ):
             bad.append(UnusableImage(path.name, "not a readable image file"))
         except (OSError, SyntaxError) as exc:  # Pillow raises these for damaged files
             bad.append(UnusableImage(path.name, f"damaged or truncated image ({exc})"))
@@ -149,10 +177,12 @@ def ingest(paths: tuple[Path, ...], workdir: Path, *, max_pixels: int, max_image
             bad.append(UnusableImage(path.name, str(exc)))
     if not good:
         raise PipelineError(
-            "unreadable_images", f"None of the {len(paths)} files could be read as a photo."
+            "unreadable_images",
+            f"None of the {len(paths)} files could be read as a photo.",
         )
     if len(good) < 3:
         raise PipelineError(
-            "no_images", f"Only {len(good)} readable photos; at least 3 overlapping photos are needed."
+            "no_images",
+            f"Only {len(good)} readable photos; at least 3 overlapping photos are needed.",
         )
     return IngestResult(image_dir, tuple(good), tuple(bad))

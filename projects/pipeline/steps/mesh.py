@@ -16,6 +16,7 @@ from projects.pipeline import engine
 from projects.pipeline.types import PipelineError
 
 Float = NDArray[np.float64]
+MAX_POISSON_POINTS = 150_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,9 @@ def _largest_component(points: Float, cell: float) -> NDArray[np.bool_]:
     keys = np.floor((points - points.min(axis=0)) / cell).astype(np.int64)
     grid = np.zeros(keys.max(axis=0) + 1, bool)
     grid[tuple(keys.T)] = True
-    labels, count = ndimage.label(ndimage.binary_dilation(grid), structure=np.ones((3, 3, 3)))
+    labels, count = ndimage.label(
+        ndimage.binary_dilation(grid), structure=np.ones((3, 3, 3))
+    )
     if count <= 1:
         return np.ones(len(points), bool)
     point_labels = labels[tuple(keys.T)]
@@ -51,7 +54,20 @@ def _largest_component(points: Float, cell: float) -> NDArray[np.bool_]:
     return point_labels == np.argmax(sizes)
 
 
-def isolate_object(points: Float, colors: Float, normals: Float, camera_centres: Float) -> ObjectCloud:
+def _plate_thickness(heights: Float, diag: float) -> float:
+    """How far above the plane the turntable's noisy layer of points reaches."""
+    step = 0.002 * diag
+    counts, edges = np.histogram(heights, bins=40, range=(-step * 5, step * 35))
+    peak = int(np.argmax(counts[:15]))
+    for i in range(peak, len(counts)):
+        if counts[i] < 0.08 * counts[peak]:
+            return float(edges[i + 1])
+    return float(edges[-1])
+
+
+def isolate_object(
+    points: Float, colors: Float, normals: Float, camera_centres: Float
+) -> ObjectCloud:
     """Remove the turntable plane, what lies below it, and detached background."""
     diag = _diagonal(points)
     removed = False
@@ -63,8 +79,13 @@ def isolate_object(points: Float, colors: Float, normals: Float, camera_centres:
         above = points[:, 1] > height
         cams_above = np.mean(camera_centres[:, 1] > height)
         # A turntable: a horizontal plane with the cameras and most points above it.
-        if horizontal and len(inliers) > 0.05 * len(points) and above.mean() > 0.5 and cams_above > 0.8:
-            keep = points[:, 1] > height + 0.006 * diag
+        if (
+            horizontal
+            and len(inliers) > 0.05 * len(points)
+            and above.mean() > 0.5
+            and cams_above > 0.8
+        ):
+            keep = points[:, 1] > height + _plate_thickness(points[:, 1] - height, diag)
             points, colors, normals = points[keep], colors[keep], normals[keep]
             removed = True
     keep = _largest_component(points, cell=_diagonal(points) / 60)
@@ -75,11 +96,21 @@ def isolate_object(points: Float, colors: Float, normals: Float, camera_centres:
     return ObjectCloud(points, colors, normals, removed)
 
 
-def build_mesh(cloud: ObjectCloud, *, depth: int, target_faces: int, threads: int | None) -> Mesh:
+def build_mesh(
+    cloud: ObjectCloud, *, depth: int, target_faces: int, threads: int | None
+) -> Mesh:
     """Screened Poisson, then density and bounding-volume trimming and clean-up."""
     if len(cloud.points) < 100:
-        raise PipelineError("engine_error", "Too few surface points were found to build a mesh.")
-    verts, faces, density, _ = engine.poisson(cloud.points, cloud.normals, cloud.colors, depth, threads)
+        raise PipelineError(
+            "engine_error", "Too few surface points were found to build a mesh."
+        )
+    points, normals, colors = cloud.points, cloud.normals, cloud.colors
+    if len(points) > MAX_POISSON_POINTS:  # Poisson time grows with samples, not detail
+        pick = np.random.default_rng(0).choice(
+            len(points), MAX_POISSON_POINTS, replace=False
+        )
+        points, normals, colors = points[pick], normals[pick], colors[pick]
+    verts, faces, density, _ = engine.poisson(points, normals, colors, depth, threads)
     lo, hi = np.percentile(cloud.points, [0.5, 99.5], axis=0)
     margin = 0.03 * np.linalg.norm(hi - lo)
     inside = np.all((verts > lo - margin) & (verts < hi + margin), axis=1)
@@ -89,6 +120,17 @@ def build_mesh(cloud: ObjectCloud, *, depth: int, target_faces: int, threads: in
     keep_vertex = inside & dense_enough
     faces = faces[np.all(keep_vertex[faces], axis=1)]
     if len(faces) == 0:
-        raise PipelineError("engine_error", "The surface could not be separated from its surroundings.")
-    verts, faces = engine.clean_and_decimate(verts, faces, target_faces, min_island_share=0.05)
+        raise PipelineError(
+            "engine_error", "The surface could not be separated from its surroundings."
+        )
+    verts, faces = engine.clean_and_decimate(
+        verts, faces, target_faces, min_island_share=0.05
+    )
+    return Mesh(verts, faces)
+
+
+def decimate(surface: Mesh, target_faces: int) -> Mesh:
+    verts, faces = engine.clean_and_decimate(
+        surface.vertices, surface.faces, target_faces, min_island_share=0.0
+    )
     return Mesh(verts, faces)

@@ -31,7 +31,13 @@ def reconstruct_sparse(
         registered[0] += 1
         on_registered(min(registered[0], total_images))
 
-    model = engine.map_incremental(database=database, image_dir=image_dir, out_dir=out_dir, threads=threads, on_image=next_image)
+    model = engine.map_incremental(
+        database=database,
+        image_dir=image_dir,
+        out_dir=out_dir,
+        threads=threads,
+        on_image=next_image,
+    )
     count = len(model.cameras) if model else 0
     if count < max(3, int(np.ceil(min_share * total_images))):
         raise PipelineError(
@@ -53,7 +59,9 @@ def clean_points(model: SparseModel) -> SparseModel:
         keep = model.errors < 2.0
     idx = np.flatnonzero(keep)
     if len(idx) > 50:
-        idx = idx[engine.statistical_inliers(model.points[idx], neighbours=12, std_ratio=2.0)]
+        idx = idx[
+            engine.statistical_inliers(model.points[idx], neighbours=12, std_ratio=2.0)
+        ]
     return replace(
         model,
         points=model.points[idx],
@@ -92,7 +100,9 @@ def upright_transform(model: SparseModel) -> tuple[np.ndarray, np.ndarray]:
     return rot, -rot @ centre
 
 
-def apply_transform(model: SparseModel, rot: np.ndarray, trans: np.ndarray) -> SparseModel:
+def apply_transform(
+    model: SparseModel, rot: np.ndarray, trans: np.ndarray
+) -> SparseModel:
     """x_new = rot @ x_old + trans, for points and camera poses."""
     cameras = tuple(
         SparseCamera(

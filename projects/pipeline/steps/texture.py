@@ -1,4 +1,9 @@
-"""Texture: a UV atlas for the mesh and an albedo image projected from the photos."""
+"""Texture: UV atlas, then every texel coloured from the photos that see it.
+
+Each texel's surface point is projected into the photos whose view of its
+face is unoccluded (one Embree ray per face and photo); colours are blended
+with weights favouring head-on views, which hides seams between photos.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +16,22 @@ from numpy.typing import NDArray
 
 from projects.pipeline import engine
 from projects.pipeline.engine import SparseModel
+from projects.pipeline.steps.atlas import build_atlas, rasterize
 from projects.pipeline.steps.mesh import Mesh
 
-MAX_TEXTURE_PHOTOS = 48
+MAX_TEXTURE_PHOTOS = 36
+BLEND_PHOTOS = 3
 
 
 @dataclass(frozen=True, slots=True)
 class TexturedMesh:
     vertices: NDArray[np.float64]
     faces: NDArray[np.int64]
-    uvs: NDArray[np.float32]  # F x 3 x 2, origin at the image's top-left
+    uvs: NDArray[
+        np.float64
+    ]  # per vertex in [0, 1], origin at the image's top-left (glTF)
     texture: NDArray[np.uint8]  # H x W x 3 RGB
+    coverage: float  # share of texels that some photo saw
 
 
 def _photo_subset(model: SparseModel, limit: int) -> list[int]:
@@ -32,33 +42,56 @@ def _photo_subset(model: SparseModel, limit: int) -> list[int]:
     return sorted({round(i * n / limit) for i in range(limit)})
 
 
-def _load(model: SparseModel, index: int, image_dir: Path, max_size: int) -> tuple[NDArray[np.uint8], NDArray[np.float64]]:
+def _load(
+    model: SparseModel, index: int, image_dir: Path, max_size: int
+) -> tuple[NDArray[np.uint8], NDArray[np.float64]]:
     cam = model.cameras[index]
     bgr = cv2.imread(str(image_dir / cam.name), cv2.IMREAD_COLOR)
     scale = min(1.0, max_size / max(cam.width, cam.height))
     w, h = round(cam.width * scale), round(cam.height * scale)
     sx, sy = w / cam.width, h / cam.height
-    small = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA) if scale < 1 else bgr
     K = np.array(
-        [[cam.K[0, 0] * sx, 0, cam.K[0, 2] * sx - 0.5], [0, cam.K[1, 1] * sy, cam.K[1, 2] * sy - 0.5], [0, 0, 1]]
+        [
+            [cam.K[0, 0] * sx, 0, cam.K[0, 2] * sx - 0.5],
+            [0, cam.K[1, 1] * sy, cam.K[1, 2] * sy - 0.5],
+            [0, 0, 1],
+        ]
     )
     if abs(cam.radial) > 1e-6:
         small = cv2.undistort(small, K, np.array([cam.radial, 0, 0, 0]))
     return cv2.cvtColor(small, cv2.COLOR_BGR2RGB), K
 
 
-def _fill_gutters(texture: NDArray[np.uint8], iterations: int = 8) -> NDArray[np.uint8]:
-    """Grow chart borders into empty texels so filtering does not bleed black seams."""
-    empty = np.all(texture == 0, axis=2)
+def _fill_gutters(
+    texture: NDArray[np.uint8], filled: NDArray[np.bool_], iterations: int = 6
+) -> NDArray[np.uint8]:
+    """Grow chart borders into empty texels so mip-mapping does not bleed seams."""
     out = texture.copy()
-    kernel = np.ones((3, 3), np.uint8)
+    empty = ~filled
     for _ in range(iterations):
         if not empty.any():
             break
-        grown = cv2.dilate(out, kernel)
-        out[empty] = grown[empty]
-        empty = np.all(out == 0, axis=2)
+        weight = cv2.blur((~empty).astype(np.float32), (3, 3))
+        grown = cv2.blur(out.astype(np.float32) * (~empty)[..., None], (3, 3))
+        take = empty & (weight > 0)
+        out[take] = (grown[take] / weight[take, None]).astype(np.uint8)
+        empty &= ~take
     return out
+
+
+def _sample(
+    image: NDArray[np.uint8], u: NDArray[np.float32], v: NDArray[np.float32]
+) -> NDArray[np.float32]:
+    """Bilinear colours at (u, v); cv2.remap wants maps under 32767 rows, so fold them."""
+    n = len(u)
+    width = 1024
+    rows = -(-n // width)
+    pad = rows * width - n
+    mu = np.pad(u, (0, pad)).reshape(rows, width)
+    mv = np.pad(v, (0, pad)).reshape(rows, width)
+    out = cv2.remap(image, mu, mv, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(-1, 3)[:n].astype(np.float32)
 
 
 def texture_mesh(
@@ -68,19 +101,64 @@ def texture_mesh(
     *,
     texture_size: int,
     photo_size: int,
-    threads: int | None,
 ) -> TexturedMesh:
     """UV-unwrap ``mesh`` and blend the registered photos into one texture."""
-    uvs = engine.uv_atlas(mesh.vertices, mesh.faces, texture_size, threads)
-    images, intrinsics, extrinsics = [], [], []
-    for i in _photo_subset(model, MAX_TEXTURE_PHOTOS):
-        image, K = _load(model, i, image_dir, photo_size)
-        extrinsic = np.eye(4)
-        extrinsic[:3, :3], extrinsic[:3, 3] = model.cameras[i].R, model.cameras[i].t
-        images.append(image)
-        intrinsics.append(K)
-        extrinsics.append(extrinsic)
-    albedo = engine.project_albedo(
-        mesh.vertices, mesh.faces, uvs, images, intrinsics, extrinsics, texture_size
+    atlas = build_atlas(mesh.vertices, mesh.faces, texture_size)
+    texels, face_ids, bary = rasterize(atlas)
+    points = np.einsum("tk,tkd->td", bary, atlas.vertices[atlas.faces[face_ids]])
+    tri = atlas.vertices[atlas.faces]
+    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
+    chosen = _photo_subset(model, MAX_TEXTURE_PHOTOS)
+    centres = [model.cameras[i].centre for i in chosen]
+    visibility = engine.visible_faces(atlas.vertices, atlas.faces, centres)
+    centroids = tri.mean(axis=1)
+    # Score every (face, photo); each face blends only its best few photos,
+    # so every texel is sampled a handful of times instead of once per photo.
+    score = np.zeros((len(centroids), len(chosen)), np.float32)
+    for k, (centre, visible) in enumerate(zip(centres, visibility, strict=True)):
+        view = centre - centroids
+        cos = np.einsum("fd,fd->f", normals, view) / np.linalg.norm(view, axis=1)
+        score[:, k] = np.where(visible & (cos > 0.15), cos, 0.0) ** 4
+    best = min(BLEND_PHOTOS, len(chosen))
+    top = np.argpartition(-score, best - 1, axis=1)[:, :best]
+    keep = np.zeros_like(score, dtype=bool)
+    np.put_along_axis(keep, top, True, axis=1)
+    score *= keep
+    colour_sum = np.zeros((len(points), 3), np.float32)
+    weight_sum = np.zeros(len(points), np.float32)
+    for k, index in enumerate(chosen):
+        use = score[face_ids, k] > 0
+        if not use.any():
+            continue
+        image, K = _load(model, index, image_dir, photo_size)
+        cam = model.cameras[index]
+        uv = (points[use] @ cam.R.T + cam.t) @ K.T
+        u = (uv[:, 0] / uv[:, 2]).astype(np.float32)
+        v = (uv[:, 1] / uv[:, 2]).astype(np.float32)
+        h, w = image.shape[:2]
+        inside = (u >= 0) & (u <= w - 1) & (v >= 0) & (v <= h - 1)
+        weight = score[face_ids[use], k] * inside
+        idx = np.flatnonzero(use)
+        colour_sum[idx] += _sample(image, u, v) * weight[:, None]
+        weight_sum[idx] += weight
+    seen = weight_sum > 0
+    texture = np.zeros((texture_size, texture_size, 3), np.uint8)
+    filled = np.zeros((texture_size, texture_size), bool)
+    rows, cols = texels[seen, 0], texels[seen, 1]
+    texture[rows, cols] = np.clip(
+        colour_sum[seen] / weight_sum[seen, None], 0, 255
+    ).astype(np.uint8)
+    filled[rows, cols] = True
+    # Texels no photo saw take the mean colour rather than black.
+    unseen = texels[~seen]
+    if len(unseen) and seen.any():
+        texture[unseen[:, 0], unseen[:, 1]] = (
+            texture[rows, cols].mean(axis=0).astype(np.uint8)
+        )
+        filled[unseen[:, 0], unseen[:, 1]] = True
+    uvs = atlas.uv_pixels / texture_size
+    coverage = float(seen.mean()) if len(seen) else 0.0
+    return TexturedMesh(
+        atlas.vertices, atlas.faces, uvs, _fill_gutters(texture, filled), coverage
     )
-    return TexturedMesh(mesh.vertices, mesh.faces, uvs, _fill_gutters(albedo[..., :3]))

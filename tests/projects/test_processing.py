@@ -1,0 +1,128 @@
+"""Processing with the real engine: a started project becomes a textured model, or fails in words."""
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import requests
+from django.core.files.storage import default_storage
+
+from projects.models import Project
+from projects.services import jobs, part_replace, project_create, project_start
+from tests.images import jpeg_bytes, zip_bytes
+from tokens.models import CreditLedgerEntry
+
+pytestmark = [pytest.mark.engine, pytest.mark.django_db(transaction=True)]
+GB = 1_000_000_000
+
+
+@pytest.fixture(scope="session")
+def turntable_zip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    from benchmarks.synthetic import generate, spec_for
+
+    root = generate(tmp_path_factory.mktemp("portal-turntable"), spec_for(24, 400, 300, supersample=1))
+    images = sorted((root / "images").iterdir())
+    return zip_bytes({p.name: p.read_bytes() for p in images})
+
+
+def queue_project(token, data: bytes, *, name: str = "statuette.zip", photos: int = 24, preset: str = "fast") -> Project:
+    """Create, upload and start a project exactly as the wire API does."""
+    project = project_create(token=token, name=name, photos=photos, parts=1, filesize=len(data), preset=preset)
+    part_replace(project=project, generation=project.upload_generation, part=0, stream=io.BytesIO(data), length=len(data))
+    return project_start(project=project)
+
+
+def test_real_engine_turns_a_generated_turntable_into_a_textured_model(private_token, turntable_zip, live_server):
+    token, key = private_token
+    project = queue_project(token, turntable_zip)
+
+    processed = jobs.job_run_next()
+
+    project.refresh_from_db()
+    assert processed.pk == project.pk
+    assert project.status == "done", project.error
+    stats = project.progress["stats"]
+    assert stats["images_registered"] == stats["images_total"] == 24
+    assert stats["faces"] > 1000
+    files = project.progress["files"]
+    for name in ("result.zip", "model.glb", "model.obj", "model.mtl", "points.ply", "cameras.json", "report.json"):
+        assert files.get(name, 0) > 0, name
+        assert default_storage.exists(f"{project.result_path}/{name}")
+    # The wire client's view: a dlink that downloads a zip with safe names and an .obj inside.
+    info = requests.get(
+        live_server.url + "/getProjectInfo", params={"token": key, "project": project.name}, auth=("openscan", "free"), timeout=30
+    ).json()
+    assert info["status"] == "processing done" and info["dlink"]
+    body = requests.get(info["dlink"], params={"dl": "1"}, timeout=60)
+    assert body.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(body.content)) as zf:
+        names = zf.namelist()
+    assert "model.obj" in names and "model.glb" in names
+    assert all(not n.startswith("/") and ".." not in n.split("/") for n in names)
+    with default_storage.open(f"{project.result_path}/cameras.json") as fh:
+        cameras = json.load(fh)
+    assert len(cameras["cameras"] if isinstance(cameras, dict) else cameras) == 24
+    token.refresh_from_db()
+    assert token.credit == 10 * GB - len(turntable_zip)  # charged once, kept: a model was delivered
+
+
+def test_photos_that_cannot_be_placed_fail_in_words_with_a_refund(private_token):
+    token, _ = private_token
+    noise = zip_bytes({f"IMG_{i:03d}.jpg": jpeg_bytes(320, 240, seed=100 + i) for i in range(12)})
+    project = queue_project(token, noise, name="noise.zip", photos=12)
+
+    jobs.job_run_next()
+
+    project.refresh_from_db()
+    token.refresh_from_db()
+    assert project.status == "failed"
+    assert project.error_code in {"too_few_registered", "unreadable_images", "no_images"}
+    assert "photos" in project.error and len(project.error) > 30
+    assert token.credit == 10 * GB
+    assert CreditLedgerEntry.objects.filter(token=token, kind="refund", project_ref=str(project.pk)).count() == 1
+
+
+def test_a_job_over_its_time_limit_fails_with_time_limit(private_token, turntable_zip, settings):
+    settings.OPENSCAN_JOB_TIMEOUT_SECONDS = 3
+    token, _ = private_token
+    project = queue_project(token, turntable_zip, name="slow.zip")
+
+    jobs.job_run_next()
+
+    project.refresh_from_db()
+    assert project.status == "failed" and project.error_code == "time_limit"
+    assert "time limit" in project.error.lower()
+    assert Path(project.storage_prefix).name  # the row stays for the ledger and the page
+
+
+def test_cancelling_a_running_job_stops_the_engine(private_token, turntable_zip):
+    import threading
+    import time
+
+    token, _ = private_token
+    project = queue_project(token, turntable_zip, name="cancel.zip")
+    from django.db import connections
+
+    def run() -> None:
+        try:
+            jobs.job_run_next()
+        finally:
+            connections.close_all()
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    for _ in range(200):
+        project.refresh_from_db()
+        if project.status == "processing":
+            break
+        time.sleep(0.1)
+    from projects.services import project_cancel
+
+    project_cancel(project=project)
+    started = time.monotonic()
+    runner.join(60)
+    project.refresh_from_db()
+    assert not runner.is_alive() and time.monotonic() - started < 30
+    assert project.status == "cancelled" and not project.result_path
