@@ -55,7 +55,9 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _load(url: str, params: dict, seconds: float, threads: int) -> tuple[float, int, int]:
+def _load(
+    url: str, params: dict, seconds: float, threads: int
+) -> tuple[float, int, int]:
     stop = time.monotonic() + seconds
     counts = [0] * threads
     errors = [0] * threads
@@ -84,7 +86,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="gunicorn worker processes"
+    )
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="openscan-bench-"))
@@ -96,25 +100,58 @@ def main() -> None:
         DJANGO_ALLOWED_HOSTS="127.0.0.1",
         DJANGO_LOG_LEVEL="WARNING",
         DJANGO_CONN_MAX_AGE="60",
-        DATABASE_URL=os.environ.get("DATABASE_URL") or f"sqlite:///{scratch}/bench.sqlite3",
+        DATABASE_URL=os.environ.get("DATABASE_URL")
+        or f"sqlite:///{scratch}/bench.sqlite3",
         OPENSCAN_MEDIA_ROOT=str(scratch / "media"),
         WEB_CONCURRENCY=str(args.workers),
     )
     python = sys.executable
-    subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    subprocess.run([python, "manage.py", "bootstrap", "-v0"], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True
+    )
+    subprocess.run(
+        [python, "manage.py", "bootstrap", "-v0"], cwd=ROOT, env=env, check=True
+    )
     key = subprocess.run(
-        [python, "manage.py", "create_token", "--email", "bench@example.org", "--forename", "B",
-         "--surname", "Ench", "--credit", str(10**12), "--limit-filesize", str(10**10)],
-        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+        [
+            python,
+            "manage.py",
+            "create_token",
+            "--email",
+            "bench@example.org",
+            "--forename",
+            "B",
+            "--surname",
+            "Ench",
+            "--credit",
+            str(10**12),
+            "--limit-filesize",
+            str(10**10),
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
 
     port = _free_port()
     env["PORT"] = str(port)
     server = subprocess.Popen(
-        [python, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--access-logfile", "/dev/null",
-         "openscan_portal.wsgi:application"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            python,
+            "-m",
+            "gunicorn",
+            "-c",
+            "gunicorn.conf.py",
+            "--access-logfile",
+            "/dev/null",
+            "openscan_portal.wsgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -126,17 +163,29 @@ def main() -> None:
                 time.sleep(0.2)
         auth = ("openscan", "free")
         created = requests.get(
-            base + "/createProject", auth=auth, timeout=30,
-            params={"token": key, "project": "bench.zip", "photos": 100, "parts": 1, "filesize": PART},
+            base + "/createProject",
+            auth=auth,
+            timeout=30,
+            params={
+                "token": key,
+                "project": "bench.zip",
+                "photos": 100,
+                "parts": 1,
+                "filesize": PART,
+            },
         ).json()
-        print(f"server: gunicorn, {args.workers} workers × 4 threads, {os.cpu_count()} cores, "
-              f"database {env['DATABASE_URL'].split(':')[0]}; client: {args.threads} threads, loopback")
+        print(
+            f"server: gunicorn, {args.workers} workers × 4 threads, {os.cpu_count()} cores, "
+            f"database {env['DATABASE_URL'].split(':')[0]}; client: {args.threads} threads, loopback"
+        )
         print(f"{'endpoint':<16}{'req/s':>10}{'requests':>10}{'errors':>8}")
         for endpoint, params in (
             ("getTokenInfo", {"token": key}),
             ("getProjectInfo", {"token": key, "project": "bench.zip"}),
         ):
-            rps, n, errors = _load(base + "/" + endpoint, params, args.seconds, args.threads)
+            rps, n, errors = _load(
+                base + "/" + endpoint, params, args.seconds, args.threads
+            )
             print(f"{endpoint:<16}{rps:>10.0f}{n:>10}{errors:>8}")
 
         blob = scratch / "part.bin"
@@ -154,8 +203,12 @@ def main() -> None:
         before = {pid: _vm_hwm_kb(pid) for pid in workers}
         start = time.perf_counter()
         with blob.open("rb") as fh:
-            r = requests.post(created["ulink"][0], data=fh, timeout=600,
-                              headers={"Content-Type": "application/octet-stream"})
+            r = requests.post(
+                created["ulink"][0],
+                data=fh,
+                timeout=600,
+                headers={"Content-Type": "application/octet-stream"},
+            )
         os.sync()
         upload_s = time.perf_counter() - start
         after = {pid: _vm_hwm_kb(pid) for pid in workers}
@@ -163,9 +216,15 @@ def main() -> None:
         grew = max(after[p] - before[p] for p in workers) / 1024
         peak = max(after.values()) / 1024
         print()
-        print(f"200 MB part via upload link: {PART / upload_s / 1e6:7.1f} MB/s ({upload_s:.2f} s)")
-        print(f"plain file copy, same disk : {PART / copy_s / 1e6:7.1f} MB/s ({copy_s:.2f} s)")
-        print(f"server worker peak memory  : {peak:7.1f} MiB (grew {grew:.1f} MiB during the upload)")
+        print(
+            f"200 MB part via upload link: {PART / upload_s / 1e6:7.1f} MB/s ({upload_s:.2f} s)"
+        )
+        print(
+            f"plain file copy, same disk : {PART / copy_s / 1e6:7.1f} MB/s ({copy_s:.2f} s)"
+        )
+        print(
+            f"server worker peak memory  : {peak:7.1f} MiB (grew {grew:.1f} MiB during the upload)"
+        )
     finally:
         server.terminate()
         server.wait(30)
