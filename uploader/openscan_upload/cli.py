@@ -10,6 +10,8 @@ import calendar
 import contextlib
 import hashlib
 import os
+import shutil
+import zipfile
 import re
 import sys
 import tempfile
@@ -1176,11 +1178,11 @@ def fetch_result(
         else server.rstrip("/") + "/" + link.lstrip("/")
     )
     stem = re.sub(r"\.zip$", "", state["project"]["name"] or "result")
-    destination = (
-        out / f"{stem}-result.zip"
-        if (out.is_dir() or str(out).endswith(os.sep))
-        else out
-    )
+    # OUT is a folder unless it names a .zip: the zip goes in and is unpacked beside it.
+    into_folder = out.suffix.lower() != ".zip"
+    if into_folder:
+        out.mkdir(parents=True, exist_ok=True)
+    destination = out / f"{stem}-result.zip" if into_folder else out
     headers = (
         {"Authorization": f"Bearer {token}"}
         if (state.get("api") == "rest" and same_origin(url, server))
@@ -1196,7 +1198,23 @@ def fetch_result(
         saved = download(url, destination, policy, headers=headers, progress=progress)
     output.event("downloaded", path=str(saved), size=saved.stat().st_size)
     output.say(f"Downloaded {saved}")
+    if into_folder:
+        unpacked = _unpack(saved, out / stem)
+        output.say(f"Unpacked the model into {unpacked}")
     return saved
+
+
+def _unpack(archive: Path, dest: Path) -> Path:
+    """Extract the result zip with flat, safe names (never outside ``dest``)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            name = Path(info.filename).name
+            if info.is_dir() or not name or name.startswith("."):
+                continue
+            with zf.open(info) as src, (dest / name).open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+    return dest
 
 
 def cmd_download(args: argparse.Namespace, output: Output) -> int:
