@@ -14,6 +14,7 @@ import re
 import socket
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -197,12 +198,22 @@ class FakePortal:
     drops: list[int] = field(default_factory=list)
     expire_issued_links: bool = False
     polls_until_done: int = 1
-    result: bytes = b"PK\x05\x06" + b"\x00" * 18
+    result: bytes = field(default_factory=lambda: _result_zip())
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def zip_of(self, name: str) -> bytes:
         project = self.projects[name]
         return b"".join(project.stored[index] for index in range(project.parts))
+
+
+def _result_zip() -> bytes:
+    """A small model zip like the portal's result (flat names)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("model.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+        zf.writestr("model.mtl", "newmtl m\n")
+        zf.writestr("report.json", "{}")
+    return out.getvalue()
 
 
 @pytest.fixture
