@@ -126,3 +126,42 @@ def test_cancelling_a_running_job_stops_the_engine(private_token, turntable_zip)
     project.refresh_from_db()
     assert not runner.is_alive() and time.monotonic() - started < 30
     assert project.status == "cancelled" and not project.result_path
+
+
+def test_openscan_upload_full_trip_against_the_live_portal(private_token, turntable_zip, live_server, tmp_path):
+    """The real CLI: validate, tag, upload, wait for the real engine, download and unpack."""
+    import threading
+
+    from django.db import connections
+    from openscan_upload import cli
+
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    with zipfile.ZipFile(io.BytesIO(turntable_zip)) as zf:
+        zf.extractall(folder)
+    stop = threading.Event()
+
+    def worker() -> None:  # stands in for the qcluster: processes whatever gets queued
+        try:
+            while not stop.is_set():
+                if jobs.job_run_next() is None:
+                    stop.wait(0.5)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        code = cli.main(
+            ["upload", str(folder), "--server", live_server.url, "--token", private_token[1],
+             "--min-pixels", "0", "--wait", "--download", str(tmp_path / "out"), "--quiet"]
+        )
+    finally:
+        stop.set()
+        thread.join(120)
+    assert code == 0
+    (project,) = Project.objects.all()
+    assert project.status == "done"
+    unpacked = next(p for p in (tmp_path / "out").iterdir() if p.is_dir())
+    assert {"model.glb", "model.obj", "model.mtl", "cameras.json"} <= {p.name for p in unpacked.iterdir()}
+    assert CreditLedgerEntry.objects.filter(token=private_token[0], kind="charge").count() == 1
