@@ -165,3 +165,16 @@ def test_openscan_upload_full_trip_against_the_live_portal(private_token, turnta
     unpacked = next(p for p in (tmp_path / "out").iterdir() if p.is_dir())
     assert {"model.glb", "model.obj", "model.mtl", "cameras.json"} <= {p.name for p in unpacked.iterdir()}
     assert CreditLedgerEntry.objects.filter(token=private_token[0], kind="charge").count() == 1
+
+
+def test_manage_py_reconstruct_runs_the_pipeline_locally(tmp_path, capsys):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    folder = tmp_path / "noise"
+    folder.mkdir()
+    for i in range(6):
+        (folder / f"IMG_{i}.jpg").write_bytes(jpeg_bytes(320, 240, seed=300 + i))
+    with pytest.raises(CommandError, match="reconstruction failed"):
+        call_command("reconstruct", str(folder), "--out", str(tmp_path / "out"), "--preset", "fast")
+    assert "FAILED (" in capsys.readouterr().err
