@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.ApiRootApi.as_view(), name="root"),
     path("projects/", views.ProjectListCreateApi.as_view(), name="list"),
     path("projects/<uuid:project_id>/", views.ProjectDetailApi.as_view(), name="detail"),
+    path("projects/<uuid:project_id>/status/", views.ProjectStatusApi.as_view(), name="status"),
     path("projects/<uuid:project_id>/start/", views.ProjectStartApi.as_view(), name="start"),
     path("projects/<uuid:project_id>/notify/", views.ProjectNotifyApi.as_view(), name="notify"),
     path("projects/<uuid:project_id>/cancel/", views.ProjectCancelApi.as_view(), name="cancel"),

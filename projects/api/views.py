@@ -65,6 +65,25 @@ class ProjectDetailApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class ProjectStatusApi(APIView):
+    """The small answer to poll: status, progress, error and queue position."""
+
+    @extend_schema(responses={200: {"type": "object"}})
+    def get(self, request: Request, project_id: str) -> Response:
+        project = selectors.project_get(token=request_token(request), project_id=project_id)
+        return Response(
+            {
+                "id": str(project.id),
+                "status": project.status,
+                "wire_status": selectors.WIRE_STATUS[project.status],
+                "queue_position": selectors.queue_position(project=project),
+                "progress": project.progress,
+                "error": project.error,
+                "error_code": project.error_code,
+            }
+        )
+
+
 class ProjectStartApi(APIView):
     @extend_schema(request=None, responses=ProjectOutputSerializer)
     def post(self, request: Request, project_id: str) -> Response:

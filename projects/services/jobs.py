@@ -12,7 +12,6 @@ whose worker died.
 
 import datetime
 import logging
-import mimetypes
 import shutil
 import threading
 import time

@@ -265,3 +265,25 @@ def test_resend_endpoint_queues_the_mail_for_a_finished_project(token_client, pr
     assert token_client.post(f"/api/v1/projects/{project.pk}/notify/").status_code == 202
     r = token_client.post(f"/api/v1/projects/{pending.pk}/notify/")
     assert r.status_code == 409 and "finished or failed" in r.json()["error"]
+
+
+def test_status_endpoint_is_small_and_private(token_client, private_token, make_token):
+    project = _project(private_token[0], "processing", progress={"stage": "dense", "counters": {"registered": 41, "images": 48}})
+    body = token_client.get(f"/api/v1/projects/{project.pk}/status/").json()
+    assert body["wire_status"] == "processing started" and body["progress"]["counters"]["registered"] == 41
+    from rest_framework.test import APIClient
+
+    other = APIClient()
+    other.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token()[1]}")
+    assert other.get(f"/api/v1/projects/{project.pk}/status/").status_code == 404
+
+
+def test_schedules_are_created_idempotently():
+    from django.core.management import call_command
+
+    call_command("setup_schedules", verbosity=0)
+    call_command("setup_schedules", verbosity=0)
+    assert sorted(Schedule.objects.values_list("name", "func", "minutes")) == [
+        ("openscan:expire", "projects.tasks.projects_expire", 60),
+        ("openscan:sweep", "projects.tasks.jobs_sweep", 1),
+    ]

@@ -184,7 +184,7 @@ def test_start_refuses_missing_parts_and_size_mismatch(settings, wire):
     data = zip_bytes(photo_set(4, size=(120, 90)))
     parts = split(data, 10_000)
     ulinks = wire.call("createProject", project="gaps.zip", photos=4, parts=len(parts), filesize=len(data)).json()["ulink"]
-    for link, part in list(zip(ulinks, parts))[:-1]:
+    for link, part in list(zip(ulinks, parts, strict=True))[:-1]:
         requests.post(link, data=part, timeout=30)
     missing = wire.call("startProject", project="gaps.zip")
     assert missing.status_code == 400 and f"Part(s) {len(parts)} of {len(parts)} have not arrived" in missing.json()["error"]
