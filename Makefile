@@ -16,7 +16,12 @@ $(BIN)/.installed: pyproject.toml uploader/pyproject.toml scripts/system-deps.sh
 	$(BIN)/python -m pip install --quiet -e ".[engine,dev]" -e ./uploader
 	touch $@
 
-install: $(BIN)/.installed
+# three.js for the viewer, pinned in package-lock.json and served by the portal (no CDN).
+static/vendor/three/VERSION: package.json package-lock.json scripts/vendor_three.py
+	npm ci --no-audit --no-fund
+	$(PYTHON) scripts/vendor_three.py
+
+install: $(BIN)/.installed static/vendor/three/VERSION
 
 run: install
 	$(DEV_ENV) $(BIN)/python manage.py migrate --noinput

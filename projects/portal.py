@@ -20,6 +20,7 @@ VIEWER_FILES = {
     "model_preview.glb": "model/gltf-binary",
     "model.glb": "model/gltf-binary",
     "cameras.json": "application/json",
+    "points.ply": "application/octet-stream",
     "thumbnail.png": "image/png",
 }
 PHOTO_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
@@ -43,7 +44,9 @@ FAILURE_ADVICE = {
     "cancelled": "You cancelled this project. Reset it to upload and start again.",
     "bad_archive": "The zip was refused. Fix the files it names and upload again.",
 }
-FAILURE_ADVICE_DEFAULT = "Reset the project to upload the photos again, or start a new project."
+FAILURE_ADVICE_DEFAULT = (
+    "Reset the project to upload the photos again, or start a new project."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +60,16 @@ def project_rows(projects: list[Project]) -> list[ProjectRow]:
     """One row per project for the list page."""
     rows = []
     for project in projects:
-        files = project.progress.get("files", {}) if isinstance(project.progress, dict) else {}
+        files = (
+            project.progress.get("files", {})
+            if isinstance(project.progress, dict)
+            else {}
+        )
         rows.append(
             ProjectRow(
                 project=project,
-                thumbnail=project.status == Project.Status.DONE and "thumbnail.png" in files,
+                thumbnail=project.status == Project.Status.DONE
+                and "thumbnail.png" in files,
                 size=project.filesize,
             )
         )
@@ -76,7 +84,9 @@ def viewer_files(*, project: Project) -> dict[str, int]:
     """Result files of a finished project that the viewer may load, with their sizes."""
     if project.status != Project.Status.DONE or not project.result_path:
         return {}
-    files = project.progress.get("files", {}) if isinstance(project.progress, dict) else {}
+    files = (
+        project.progress.get("files", {}) if isinstance(project.progress, dict) else {}
+    )
     return {name: size for name, size in files.items() if name in VIEWER_FILES}
 
 
@@ -91,7 +101,9 @@ def viewer_file_open(*, project: Project, name: str) -> tuple[IO[bytes], str]:
         raise Http404("No such file.") from exc
 
 
-def project_photo_read(*, project: Project, name: str, max_bytes: int = 64_000_000) -> tuple[bytes, str]:
+def project_photo_read(
+    *, project: Project, name: str, max_bytes: int = 64_000_000
+) -> tuple[bytes, str]:
     """The bytes of one source photo, found by its base name in the project's input zip.
 
     Names come from cameras.json, which lists photos by their base name; the
@@ -99,10 +111,17 @@ def project_photo_read(*, project: Project, name: str, max_bytes: int = 64_000_0
     works. Http404 for anything that is not a photo of this project.
     """
     suffix = PurePosixPath(name).suffix.lower()
-    if not _PHOTO_NAME.match(name) or suffix not in PHOTO_TYPES or not project.input_path:
+    if (
+        not _PHOTO_NAME.match(name)
+        or suffix not in PHOTO_TYPES
+        or not project.input_path
+    ):
         raise Http404("No such photo.")
     try:
-        with default_storage.open(project.input_path, "rb") as fh, zipfile.ZipFile(fh) as zf:
+        with (
+            default_storage.open(project.input_path, "rb") as fh,
+            zipfile.ZipFile(fh) as zf,
+        ):
             for info in zf.infolist():
                 if info.is_dir() or PurePosixPath(info.filename).name != name:
                     continue

@@ -36,14 +36,17 @@ def _owned(request: HttpRequest, project_id: uuid.UUID) -> Project:
     return selectors.project_get(token=token, project_id=project_id)
 
 
-def _viewer_config(request: HttpRequest, project: Project, *, file_url: Any, photo_url: Any) -> dict[str, Any]:
+def _viewer_config(project: Project, *, file_url: Any, photo_url: Any) -> dict[str, Any]:
     files = portal.viewer_files(project=project)
     model = "model_preview.glb" if "model_preview.glb" in files else "model.glb"
-    stats = project.progress.get("stats", {}) if isinstance(project.progress, dict) else {}
+    stats = (
+        project.progress.get("stats", {}) if isinstance(project.progress, dict) else {}
+    )
     return {
         "model": file_url(model) if model in files else "",
         "full_model": file_url("model.glb") if "model.glb" in files else "",
         "cameras": file_url("cameras.json") if "cameras.json" in files else "",
+        "points": file_url("points.ply") if "points.ply" in files else "",
         "photo_base": photo_url("__NAME__"),
         "name": project.name.removesuffix(".zip"),
         "faces": stats.get("faces"),
@@ -73,30 +76,40 @@ def project_list(request: HttpRequest) -> HttpResponse:
 def project_new(request: HttpRequest) -> HttpResponse:
     token = _token_or_none(request)
     if token is None:
-        messages.info(request, "Verify your e-mail address first: your token comes with it.")
+        messages.info(
+            request, "Verify your e-mail address first: your token comes with it."
+        )
         return redirect("tokens:detail")
     config = {
         "api_root": reverse("projects-api:root"),
         "api_token": reverse("tokens-api:detail"),
         "api_projects": reverse("projects-api:list"),
-        "project_page": reverse("projects:detail", kwargs={"project_id": uuid.UUID(int=0)}),
-        "chunk_size": 8 * 1024 * 1024,
+        "project_page": reverse(
+            "projects:detail", kwargs={"project_id": uuid.UUID(int=0)}
+        ),
+        "chunk_size": settings.OPENSCAN_BROWSER_CHUNK_BYTES,
         "public_token": token.is_public,
         "limit_filesize": token.limit_filesize,
         "limit_photos": token.limit_photos,
         "credit": token_credit_available(token=token),
-        "part_max": settings.OPENSCAN_PART_MAX_BYTES,
+        "part_max": services.uploads_part_limit(),
     }
-    return render(request, "projects/new.html", {"token": token, "upload_config": config})
+    return render(
+        request, "projects/new.html", {"token": token, "upload_config": config}
+    )
 
 
 @login_required
 @require_GET
 def project_detail(request: HttpRequest, project_id: uuid.UUID) -> HttpResponse:
     project = _owned(request, project_id)
-    downloads = selectors.project_downloads(project=project, base=lambda path: links.absolute(request, path))
+    downloads = selectors.project_downloads(
+        project=project, base=lambda path: links.absolute(request, path)
+    )
     share_url = (
-        request.build_absolute_uri(reverse("projects:shared", kwargs={"share_key": project.share_key}))
+        request.build_absolute_uri(
+            reverse("projects:shared", kwargs={"share_key": project.share_key})
+        )
         if project.share_key
         else ""
     )
@@ -109,10 +122,13 @@ def project_detail(request: HttpRequest, project_id: uuid.UUID) -> HttpResponse:
     viewer_config = None
     if project.status == Project.Status.DONE:
         viewer_config = _viewer_config(
-            request,
             project,
-            file_url=lambda name: reverse("projects:file", kwargs={"project_id": project.id, "name": name}),
-            photo_url=lambda name: reverse("projects:photo", kwargs={"project_id": project.id, "name": name}),
+            file_url=lambda name: reverse(
+                "projects:file", kwargs={"project_id": project.id, "name": name}
+            ),
+            photo_url=lambda name: reverse(
+                "projects:photo", kwargs={"project_id": project.id, "name": name}
+            ),
         )
     return render(
         request,
@@ -123,9 +139,15 @@ def project_detail(request: HttpRequest, project_id: uuid.UUID) -> HttpResponse:
             "share_url": share_url,
             "status_config": status_config,
             "viewer_config": viewer_config,
-            "advice": portal.failure_advice(project=project) if project.status == Project.Status.FAILED else "",
-            "stats": project.progress.get("stats", {}) if isinstance(project.progress, dict) else {},
-            "warnings": project.progress.get("warnings", []) if isinstance(project.progress, dict) else [],
+            "advice": portal.failure_advice(project=project)
+            if project.status == Project.Status.FAILED
+            else "",
+            "stats": project.progress.get("stats", {})
+            if isinstance(project.progress, dict)
+            else {},
+            "warnings": project.progress.get("warnings", [])
+            if isinstance(project.progress, dict)
+            else [],
         },
     )
 
@@ -133,13 +155,18 @@ def project_detail(request: HttpRequest, project_id: uuid.UUID) -> HttpResponse:
 _ACTIONS = {
     "start": (services.project_start, "Started: the project is in the queue."),
     "cancel": (services.project_cancel, "Cancelled."),
-    "reset": (services.project_reset, "Reset: upload the photos again to process it anew."),
+    "reset": (
+        services.project_reset,
+        "Reset: upload the photos again to process it anew.",
+    ),
 }
 
 
 @login_required
 @require_POST
-def project_action(request: HttpRequest, project_id: uuid.UUID, action: str) -> HttpResponse:
+def project_action(
+    request: HttpRequest, project_id: uuid.UUID, action: str
+) -> HttpResponse:
     project = _owned(request, project_id)
     if action == "delete":
         try:
@@ -159,7 +186,9 @@ def project_action(request: HttpRequest, project_id: uuid.UUID, action: str) -> 
     else:
         messages.success(request, done)
     if action == "reset":
-        return redirect(f"{reverse('projects:new')}?{urlencode({'name': project.name})}")
+        return redirect(
+            f"{reverse('projects:new')}?{urlencode({'name': project.name})}"
+        )
     return redirect("projects:detail", project_id=project.id)
 
 
@@ -172,9 +201,13 @@ def project_share(request: HttpRequest, project_id: uuid.UUID) -> HttpResponse:
     services.project_share(project=project, enabled=enabled)
     messages.success(
         request,
-        "Share link created: anyone with it can view the model." if enabled else "Share link revoked.",
+        "Share link created: anyone with it can view the model."
+        if enabled
+        else "Share link revoked.",
     )
-    return redirect(f"{reverse('projects:detail', kwargs={'project_id': project.id})}#share")
+    return redirect(
+        f"{reverse('projects:detail', kwargs={'project_id': project.id})}#share"
+    )
 
 
 def _file_response(project: Project, name: str) -> FileResponse:
@@ -194,13 +227,17 @@ def _photo_response(project: Project, name: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def project_file(request: HttpRequest, project_id: uuid.UUID, name: str) -> HttpResponse:
+def project_file(
+    request: HttpRequest, project_id: uuid.UUID, name: str
+) -> HttpResponse:
     return _file_response(_owned(request, project_id), name)
 
 
 @login_required
 @require_GET
-def project_photo(request: HttpRequest, project_id: uuid.UUID, name: str) -> HttpResponse:
+def project_photo(
+    request: HttpRequest, project_id: uuid.UUID, name: str
+) -> HttpResponse:
     return _photo_response(_owned(request, project_id), name)
 
 
@@ -208,10 +245,13 @@ def project_photo(request: HttpRequest, project_id: uuid.UUID, name: str) -> Htt
 def shared(request: HttpRequest, share_key: str) -> HttpResponse:
     project = selectors.project_get_shared(share_key=share_key)
     viewer_config = _viewer_config(
-        request,
         project,
-        file_url=lambda name: reverse("projects:shared-file", kwargs={"share_key": share_key, "name": name}),
-        photo_url=lambda name: reverse("projects:shared-photo", kwargs={"share_key": share_key, "name": name}),
+        file_url=lambda name: reverse(
+            "projects:shared-file", kwargs={"share_key": share_key, "name": name}
+        ),
+        photo_url=lambda name: reverse(
+            "projects:shared-photo", kwargs={"share_key": share_key, "name": name}
+        ),
     )
     response = render(
         request,

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# System libraries the Python wheels need: Open3D loads libusb and libgomp.
+# System packages: Open3D loads libusb and libgomp; the browser tests drive Chromium.
 # Installs them with apt-get when missing and allowed; otherwise says what to install.
 set -euo pipefail
 missing=()
 ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so' || missing+=(libusb-1.0-0)
 ldconfig -p 2>/dev/null | grep -q 'libgomp.so' || missing+=(libgomp1)
+# Debian's Chromium for the browser tests (never a downloaded browser); npm for three.js.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v npm >/dev/null || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

@@ -33,7 +33,9 @@ def token_detail(request: HttpRequest) -> HttpResponse:
 def token_regenerate(request: HttpRequest) -> HttpResponse:
     token = selectors.token_for_user(user=request.user)
     if token is None:
-        messages.error(request, "This account has no token yet; verify your e-mail address first.")
+        messages.error(
+            request, "This account has no token yet; verify your e-mail address first."
+        )
         return redirect("tokens:detail")
     request.session[NEW_KEY_SESSION] = services.token_regenerate(token=token)
     messages.success(request, "New key made. The old key stopped working just now.")

@@ -29,12 +29,12 @@ def bytes_size(value: object) -> str:
 
 @register.filter
 def signed_bytes(value: object) -> str:
-    """-1234567 -> '−1.2 MB', 5 -> '+5 B'."""
+    """-1234567 -> '\u22121.2 MB' (a typographic minus), 5 -> '+5 B'."""
     try:
         number = float(value)  # type: ignore[arg-type]  # checked by the except
     except (TypeError, ValueError):
         return ""
-    return ("−" if number < 0 else "+") + _size(number)
+    return ("\u2212" if number < 0 else "+") + _size(number)
 
 
 @register.filter
@@ -51,3 +51,12 @@ def duration(value: object) -> str:
         return f"{minutes} min {seconds:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+@register.filter
+def thousands(value: object) -> str:
+    """59971 -> '59,971'."""
+    try:
+        return f"{int(value):,}"  # type: ignore[call-overload]  # checked by the except
+    except (TypeError, ValueError):
+        return ""

@@ -147,9 +147,7 @@ class _TopMean:
         return sum(self.top[1:], self.top[0]) / np.float32(len(self.top))
 
 
-def _ncc(
-    ref: F32, mu_r: F32, sd_r: F32, warped: F32, k: int
-) -> F32:
+def _ncc(ref: F32, mu_r: F32, var_r: F32, warped: F32, k: int) -> F32:
     """Windowed NCC of ``warped`` against the reference (its stats precomputed)."""
     stats = cv2.blur(
         cv2.merge([warped, warped * warped, ref * warped]),
@@ -159,7 +157,7 @@ def _ncc(
     mu_w = stats[..., 0]
     var_w = np.maximum(stats[..., 1] - mu_w * mu_w, 0)
     cov = stats[..., 2] - mu_r * mu_w
-    return cov / (sd_r * np.sqrt(var_w) + 1e-3)
+    return cov / np.sqrt(var_r * var_w + 1e-6)
 
 
 def _relative(views: list[_View], ref: _View) -> list[tuple[_View, NDArray[np.float64], NDArray[np.float64]]]:
@@ -209,7 +207,7 @@ def _sweep(
     h, w = gray.shape
     k = cfg.window if scale == 1.0 else max(5, int(round(cfg.window * scale)) | 1)
     mu_r = _box(gray, k)
-    sd_r = np.sqrt(np.maximum(_box(gray * gray, k) - mu_r * mu_r, 0))
+    var_r = np.maximum(_box(gray * gray, k) - mu_r * mu_r, 0)
     inv_k = np.linalg.inv(K)
     lo, hi = ref.depth_range
     inv_depths = np.linspace(1.0 / lo, 1.0 / hi, cfg.planes)
@@ -233,7 +231,7 @@ def _sweep(
                 borderMode=cv2.BORDER_CONSTANT,
                 borderValue=0.0,
             )
-            top.add(_ncc(gray, mu_r, sd_r, warped, k))
+            top.add(_ncc(gray, mu_r, var_r, warped, k))
         cost[d] = 1.0 - top.mean()
     best = np.argmin(cost, axis=0)
     offset, c1 = _parabola(cost, best)
@@ -251,7 +249,7 @@ def _refine(
     h, w = ref.gray.shape
     k = cfg.window
     mu_r = _box(ref.gray, k)
-    sd_r = np.sqrt(np.maximum(_box(ref.gray * ref.gray, k) - mu_r * mu_r, 0))
+    var_r = np.maximum(_box(ref.gray * ref.gray, k) - mu_r * mu_r, 0)
     inv_k = np.linalg.inv(ref.K)
     u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
     pix = np.stack([u, v, np.ones_like(u)], -1)
@@ -277,7 +275,7 @@ def _refine(
             warped = cv2.remap(
                 g, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0
             )
-            top.add(_ncc(ref.gray, mu_r, sd_r, warped, k))
+            top.add(_ncc(ref.gray, mu_r, var_r, warped, k))
         cost[n] = 1.0 - top.mean()
     best = np.argmin(cost, axis=0)
     offset, c1 = _parabola(cost, best)

@@ -17,6 +17,8 @@ from projects.pipeline.types import PipelineError
 
 Float = NDArray[np.float64]
 MAX_POISSON_POINTS = 150_000
+DENSITY_TRIM_QUANTILE = 0.04
+BOX_MARGIN = 0.03
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +114,11 @@ def build_mesh(
         points, normals, colors = points[pick], normals[pick], colors[pick]
     verts, faces, density, _ = engine.poisson(points, normals, colors, depth, threads)
     lo, hi = np.percentile(cloud.points, [0.5, 99.5], axis=0)
-    margin = 0.03 * np.linalg.norm(hi - lo)
+    margin = BOX_MARGIN * np.linalg.norm(hi - lo)
     inside = np.all((verts > lo - margin) & (verts < hi + margin), axis=1)
     # Poisson invents surface where nothing was seen (e.g. the underside);
     # such vertices carry low sample density.
-    dense_enough = density > np.quantile(density, 0.04)
+    dense_enough = density > np.quantile(density, DENSITY_TRIM_QUANTILE)
     keep_vertex = inside & dense_enough
     faces = faces[np.all(keep_vertex[faces], axis=1)]
     if len(faces) == 0:

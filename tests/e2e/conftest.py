@@ -1,0 +1,84 @@
+"""Browser tests: Debian's Chromium driven by Playwright against pytest-django's live server.
+
+Never a downloaded browser: the executable is /usr/bin/chromium (apt-get install
+chromium). Screenshots go to artifacts/e2e/ (git-ignored) for people to look at.
+"""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("OPENSCAN_E2E_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    # WebGL without a GPU: Chromium's software rasteriser must be allowed explicitly.
+    "--enable-unsafe-swiftshader",
+    "--use-angle=swiftshader",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "e2e"
+DESKTOP = {"width": 1366, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls the
+# tests make between browser steps are still synchronous and safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (make install does it as root)")
+    import playwright.sync_api as playwright_api
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(autouse=True)
+def _vendored_three() -> None:
+    vendor = (
+        Path(__file__).resolve().parents[2]
+        / "static"
+        / "vendor"
+        / "three"
+        / "three.module.js"
+    )
+    if not vendor.exists():
+        pytest.fail(
+            "static/vendor/three/ is missing: run `npm ci && python scripts/vendor_three.py`."
+        )
+
+
+@pytest.fixture(autouse=True)
+def _links_over_http(settings: object) -> None:
+    """The live server speaks plain HTTP; production mails https:// links."""
+    settings.ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http"  # type: ignore[attr-defined]  # pytest-django settings
+
+
+@pytest.fixture(scope="session")
+def photo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small set of photos on disk, as a person would have them in a folder."""
+    from tests.e2e.processing import photo_set_for_upload
+
+    root = tmp_path_factory.mktemp("photos")
+    folder = root / "vase"
+    folder.mkdir()
+    for name, data in photo_set_for_upload(root / "render").items():
+        (folder / name).write_bytes(data)
+    return folder
