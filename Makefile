@@ -55,6 +55,7 @@ e2e: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 fmt: install
 	$(BIN)/ruff format .
