@@ -76,11 +76,28 @@ def queue_estimate_seconds(*, ahead: int) -> int:
     return int(ahead * typical)
 
 
+# Result files in the order pages and mails list them (JSON keys have no stable order).
+RESULT_FILES = (
+    "result.zip",
+    "model.glb",
+    "model_preview.glb",
+    "model.obj",
+    "model.mtl",
+    "texture.png",
+    "texture.jpg",
+    "points.ply",
+    "cameras.json",
+    "report.json",
+    "thumbnail.png",
+)
+
+
 def project_downloads(*, project: Project, base: Callable[[str], str]) -> list[dict[str, object]]:
     """The result files of a finished project with their sizes and signed links."""
     if project.status != Project.Status.DONE or not project.result_path:
         return []
-    files: dict[str, int] = project.progress.get("files", {})
+    stored: dict[str, int] = project.progress.get("files", {})
+    files = {name: stored[name] for name in RESULT_FILES if name in stored}
     return [
         {
             "name": name,

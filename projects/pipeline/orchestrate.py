@@ -133,6 +133,7 @@ def _reconstruct(request: ReconstructionRequest, run: _Run) -> ReconstructionRes
             min_share=request.min_registered_share,
             threads=threads,
             on_registered=lambda k: run.report(k / total, registered=k, images=total),
+            lighter_bundle_adjustment=config.lighter_bundle_adjustment,
         )
         model = sparse.clean_points(model)
         rot, trans = sparse.upright_transform(model)
@@ -147,7 +148,10 @@ def _reconstruct(request: ReconstructionRequest, run: _Run) -> ReconstructionRes
     with run.stage_of("dense"):
         if config.dense:
             cfg = dense.DenseConfig(
-                config.dense_max_size, config.dense_planes, config.dense_neighbours
+                config.dense_max_size,
+                config.dense_planes,
+                config.dense_neighbours,
+                min_ncc=config.dense_min_ncc,
             )
             cloud = dense.densify(
                 model,

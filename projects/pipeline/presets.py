@@ -15,10 +15,13 @@ class PresetConfig:
         int  # upsample smaller photos before SIFT: more features, ~3x slower
     )
     matching: str  # "turntable" (ring-aware pairs), "sequential" or "exhaustive"
+    match_window: int  # turntable: neighbours matched on each side in capture order
+    lighter_bundle_adjustment: bool  # fewer global BAs and iterations while mapping
     dense: bool
     dense_max_size: int
     dense_planes: int
     dense_neighbours: int
+    dense_min_ncc: float  # photo-consistency a depth needs to be kept
     poisson_depth: int
     mesh_faces: int
     texture_size: int
@@ -28,28 +31,34 @@ class PresetConfig:
 PRESETS: dict[Preset, PresetConfig] = {
     # Sparse-only: a quick look, never the default.
     Preset.FAST: PresetConfig(
-        sift_max_image_size=1024,
+        sift_max_image_size=800,
         sift_max_features=4096,
-        sift_upsample_below=1000,
+        sift_upsample_below=640,
         matching="turntable",
+        match_window=4,
+        lighter_bundle_adjustment=True,
         dense=False,
         dense_max_size=0,
         dense_planes=0,
         dense_neighbours=0,
+        dense_min_ncc=0.0,
         poisson_depth=7,
         mesh_faces=20_000,
         texture_size=1024,
         texture_photo_size=800,
     ),
     Preset.BALANCED: PresetConfig(
-        sift_max_image_size=1024,
+        sift_max_image_size=800,
         sift_max_features=4096,
-        sift_upsample_below=1000,
+        sift_upsample_below=640,
         matching="turntable",
+        match_window=4,
+        lighter_bundle_adjustment=True,
         dense=True,
         dense_max_size=480,
         dense_planes=40,
-        dense_neighbours=4,
+        dense_neighbours=5,
+        dense_min_ncc=0.3,
         poisson_depth=8,
         mesh_faces=60_000,
         texture_size=2048,
@@ -60,10 +69,13 @@ PRESETS: dict[Preset, PresetConfig] = {
         sift_max_features=8192,
         sift_upsample_below=2000,
         matching="exhaustive",
+        match_window=8,
+        lighter_bundle_adjustment=False,
         dense=True,
         dense_max_size=800,
         dense_planes=64,
-        dense_neighbours=5,
+        dense_neighbours=6,
+        dense_min_ncc=0.3,
         poisson_depth=9,
         mesh_faces=200_000,
         texture_size=4096,

@@ -27,6 +27,7 @@ from django.utils import timezone
 from django_q.brokers import get_broker
 
 from projects.models import Project
+from projects.selectors import RESULT_FILES
 from projects.pipeline import PipelineError, Preset, Progress, ReconstructionRequest
 from projects.services.notifications import notification_enqueue
 from projects.services.projects import project_refund
@@ -37,20 +38,6 @@ logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 10
 LOG_TAIL = 30
-# Result files offered for download, in the order the page lists them.
-RESULT_FILES = (
-    "result.zip",
-    "model.glb",
-    "model_preview.glb",
-    "model.obj",
-    "model.mtl",
-    "texture.png",
-    "texture.jpg",
-    "points.ply",
-    "cameras.json",
-    "report.json",
-    "thumbnail.png",
-)
 
 
 def _queue_order() -> Any:

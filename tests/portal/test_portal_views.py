@@ -145,10 +145,10 @@ def test_detail_shows_viewer_downloads_and_config(make_person) -> None:
         "/files/model_preview.glb"
     )
     assert [d["name"] for d in response.context["downloads"]] == [
+        "result.zip",
         "model.glb",
         "model_preview.glb",
         "cameras.json",
-        "result.zip",
     ]
     assert "cdn" not in page.lower()
 

@@ -31,11 +31,11 @@ class DenseConfig:
     planes: int
     neighbours: int
     window: int = 7
-    min_ncc: float = 0.55
+    min_ncc: float = 0.3  # 0.55 lost the grazing base of the object (benchmarks/)
     min_texture: float = (
         0.012  # local std-dev of grey (0..1) below which a pixel is blank
     )
-    depth_tolerance: float = 0.01  # relative, for geometric consistency
+    depth_tolerance: float = 0.015  # relative, for geometric consistency
     min_consistent: int = 2
     # Coarse-to-fine: sweep ``planes`` at this share of the resolution, then
     # search ``refine_steps`` each side of that depth at full resolution,

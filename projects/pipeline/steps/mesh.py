@@ -17,7 +17,9 @@ from projects.pipeline.types import PipelineError
 
 Float = NDArray[np.float64]
 MAX_POISSON_POINTS = 150_000
-DENSITY_TRIM_QUANTILE = 0.04
+# Poisson vertices below this density quantile are trimmed; 0.04 cut away the
+# object's grazing-lit base (visible F@0.5 % 0.93 -> 0.96 at 0.01, benchmarks/).
+DENSITY_TRIM_QUANTILE = 0.01
 BOX_MARGIN = 0.03
 
 

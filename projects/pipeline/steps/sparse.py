@@ -23,6 +23,7 @@ def reconstruct_sparse(
     min_share: float,
     threads: int | None,
     on_registered: Callable[[int], None],
+    lighter_bundle_adjustment: bool = False,
 ) -> SparseModel:
     """Map the matched photos; raise ``too_few_registered`` below ``min_share``."""
     registered = [2]  # mapping starts from an initial pair
@@ -37,6 +38,7 @@ def reconstruct_sparse(
         out_dir=out_dir,
         threads=threads,
         on_image=next_image,
+        lighter_bundle_adjustment=lighter_bundle_adjustment,
     )
     count = len(model.cameras) if model else 0
     if count < max(3, int(np.ceil(min_share * total_images))):
