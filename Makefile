@@ -48,7 +48,7 @@ test: install
 
 # The fast part on SQLite (no real engine, no browser, no PostgreSQL-only tests).
 test-sqlite: install
-	DATABASE_URL= $(BIN)/pytest -m "not slow and not gpu and not postgres and not engine and not e2e" $(PYTEST_ARGS)
+	env -u DATABASE_URL $(BIN)/pytest -m "not slow and not gpu and not postgres and not engine and not e2e" $(PYTEST_ARGS)
 
 e2e: install
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
