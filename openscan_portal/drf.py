@@ -17,7 +17,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response = Response({"error": exc.message, "code": exc.code}, status=exc.status)
         return response
     if isinstance(exc, ValidationError):
-        exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "message_dict") else exc.messages)
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "message_dict") else exc.messages
+        )
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, PermissionDenied):

@@ -6,7 +6,9 @@ class ApplicationError(Exception):
     conflict, 410 for an expired link).
     """
 
-    def __init__(self, message: str, *, status: int = 400, code: str = "invalid") -> None:
+    def __init__(
+        self, message: str, *, status: int = 400, code: str = "invalid"
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status

@@ -19,7 +19,9 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # A fixed key is only tolerable for local development; production must set one.
 SECRET_KEY = env.str(
     "DJANGO_SECRET_KEY",
-    default="dev-only-insecure-key-change-me-0123456789abcdefghijklmnop" if DEBUG else "",
+    default="dev-only-insecure-key-change-me-0123456789abcdefghijklmnop"
+    if DEBUG
+    else "",
 )
 if not SECRET_KEY:
     raise environ.ImproperlyConfigured(
@@ -94,7 +96,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"
+    },
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
@@ -179,7 +183,9 @@ DROPBOX_WRITE_MODE = "overwrite"
 # sends no octet-stream Content-Type; neither is verified against real Dropbox.
 # On: parts are capped at OPENSCAN_DROPBOX_PART_MAX_BYTES.
 OPENSCAN_DROPBOX_DIRECT_LINKS = env.bool("OPENSCAN_DROPBOX_DIRECT_LINKS", default=False)
-OPENSCAN_DROPBOX_PART_MAX_BYTES = env.int("OPENSCAN_DROPBOX_PART_MAX_BYTES", default=150 * 1024 * 1024)
+OPENSCAN_DROPBOX_PART_MAX_BYTES = env.int(
+    "OPENSCAN_DROPBOX_PART_MAX_BYTES", default=150 * 1024 * 1024
+)
 
 # --- Cache and background work ----------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -195,7 +201,9 @@ else:
 
 OPENSCAN_JOB_TIMEOUT_SECONDS = env.int("OPENSCAN_JOB_TIMEOUT_SECONDS", default=3600)
 OPENSCAN_JOB_MAX_ATTEMPTS = env.int("OPENSCAN_JOB_MAX_ATTEMPTS", default=3)
-OPENSCAN_HEARTBEAT_STALE_SECONDS = env.int("OPENSCAN_HEARTBEAT_STALE_SECONDS", default=120)
+OPENSCAN_HEARTBEAT_STALE_SECONDS = env.int(
+    "OPENSCAN_HEARTBEAT_STALE_SECONDS", default=120
+)
 Q_CLUSTER = {
     "name": "openscan",
     "workers": env.int("OPENSCAN_WORKERS", default=2),
@@ -225,9 +233,13 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 OPENSCAN_UNSTARTED_GRACE_HOURS = env.int("OPENSCAN_UNSTARTED_GRACE_HOURS", default=24)
 OPENSCAN_RETENTION_DAYS_PUBLIC = env.int("OPENSCAN_RETENTION_DAYS_PUBLIC", default=30)
-OPENSCAN_RETENTION_DAYS_PRIVATE = env.int("OPENSCAN_RETENTION_DAYS_PRIVATE", default=365)
+OPENSCAN_RETENTION_DAYS_PRIVATE = env.int(
+    "OPENSCAN_RETENTION_DAYS_PRIVATE", default=365
+)
 OPENSCAN_MAIL_RETRY_SECONDS = env.int("OPENSCAN_MAIL_RETRY_SECONDS", default=60)
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="OpenScan Portal <noreply@localhost>")
+DEFAULT_FROM_EMAIL = env.str(
+    "DEFAULT_FROM_EMAIL", default="OpenScan Portal <noreply@localhost>"
+)
 
 # --- API -----------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -255,20 +267,30 @@ SPECTACULAR_SETTINGS = {
 # --- OpenScan: tokens, credit, uploads -----------------------------------------
 # The key the original service's clients ship with keeps working when set here.
 OPENSCAN_PUBLIC_TOKEN = env.str("OPENSCAN_PUBLIC_TOKEN", default="osp_public")
-OPENSCAN_PUBLIC_DAILY_QUOTA = env.int("OPENSCAN_PUBLIC_DAILY_QUOTA", default=10_000_000_000)
-OPENSCAN_PUBLIC_LIMIT_FILESIZE = env.int("OPENSCAN_PUBLIC_LIMIT_FILESIZE", default=1_000_000_000)
+OPENSCAN_PUBLIC_DAILY_QUOTA = env.int(
+    "OPENSCAN_PUBLIC_DAILY_QUOTA", default=10_000_000_000
+)
+OPENSCAN_PUBLIC_LIMIT_FILESIZE = env.int(
+    "OPENSCAN_PUBLIC_LIMIT_FILESIZE", default=1_000_000_000
+)
 OPENSCAN_PUBLIC_LIMIT_PHOTOS = env.int("OPENSCAN_PUBLIC_LIMIT_PHOTOS", default=200)
-OPENSCAN_PUBLIC_BURST_BYTES = env.int("OPENSCAN_PUBLIC_BURST_BYTES", default=3_000_000_000)
+OPENSCAN_PUBLIC_BURST_BYTES = env.int(
+    "OPENSCAN_PUBLIC_BURST_BYTES", default=3_000_000_000
+)
 OPENSCAN_PUBLIC_BURST_SECONDS = env.int("OPENSCAN_PUBLIC_BURST_SECONDS", default=600)
 OPENSCAN_TRUSTED_PROXY_COUNT = env.int("OPENSCAN_TRUSTED_PROXY_COUNT", default=0)
 OPENSCAN_SIGNUP_CREDIT = env.int("OPENSCAN_SIGNUP_CREDIT", default=5_000_000_000)
-OPENSCAN_PRIVATE_LIMIT_FILESIZE = env.int("OPENSCAN_PRIVATE_LIMIT_FILESIZE", default=2_000_000_000)
+OPENSCAN_PRIVATE_LIMIT_FILESIZE = env.int(
+    "OPENSCAN_PRIVATE_LIMIT_FILESIZE", default=2_000_000_000
+)
 OPENSCAN_PRIVATE_LIMIT_PHOTOS = env.int("OPENSCAN_PRIVATE_LIMIT_PHOTOS", default=500)
 OPENSCAN_PART_MAX_BYTES = env.int("OPENSCAN_PART_MAX_BYTES", default=200_000_000)
 OPENSCAN_UPLOAD_LINK_SECONDS = env.int("OPENSCAN_UPLOAD_LINK_SECONDS", default=4 * 3600)
 OPENSCAN_MAX_IMAGE_PIXELS = env.int("OPENSCAN_MAX_IMAGE_PIXELS", default=120_000_000)
 OPENSCAN_ZIP_MAX_ENTRIES = env.int("OPENSCAN_ZIP_MAX_ENTRIES", default=5000)
-OPENSCAN_ZIP_MAX_UNCOMPRESSED = env.int("OPENSCAN_ZIP_MAX_UNCOMPRESSED", default=8_000_000_000)
+OPENSCAN_ZIP_MAX_UNCOMPRESSED = env.int(
+    "OPENSCAN_ZIP_MAX_UNCOMPRESSED", default=8_000_000_000
+)
 # Base of absolute links handed to clients (ulink, dlink); the request's host when empty.
 OPENSCAN_PUBLIC_URL = env.str("OPENSCAN_PUBLIC_URL", default="")
 
@@ -277,10 +299,15 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 # Upload links and wire calls come from rigs that speak plain HTTP on a LAN;
 # they are exempt from the redirect (a POST would not follow it anyway).
-SECURE_REDIRECT_EXEMPT = [r"^u/", r"^(getTokenInfo|createProject|startProject|getProjectInfo|resetProject|requestToken|getQueueEstimate|status)$"]
+SECURE_REDIRECT_EXEMPT = [
+    r"^u/",
+    r"^(getTokenInfo|createProject|startProject|getProjectInfo|resetProject|requestToken|getQueueEstimate|status)$",
+]
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
-SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_SECONDS = env.int(
+    "DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000
+)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -292,9 +319,14 @@ LOGIN_URL = "/admin/login/"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    "root": {
+        "handlers": ["console"],
+        "level": env.str("DJANGO_LOG_LEVEL", default="INFO"),
+    },
 }
 
 # --- Accounts and portal pages ---
@@ -326,4 +358,6 @@ ACCOUNT_USER_DISPLAY = "accounts.adapter.user_display"
 # How often the project page asks the REST API for progress.
 OPENSCAN_POLL_SECONDS = env.int("OPENSCAN_POLL_SECONDS", default=2)
 # Size of each resumable PATCH the upload page sends.
-OPENSCAN_BROWSER_CHUNK_BYTES = env.int("OPENSCAN_BROWSER_CHUNK_BYTES", default=8 * 1024 * 1024)
+OPENSCAN_BROWSER_CHUNK_BYTES = env.int(
+    "OPENSCAN_BROWSER_CHUNK_BYTES", default=8 * 1024 * 1024
+)

@@ -9,7 +9,9 @@ import os
 import tempfile
 
 os.environ.setdefault("DJANGO_DEBUG", "false")
-os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
+os.environ.setdefault(
+    "DJANGO_SECRET_KEY", "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+)
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
 
 from .settings import *  # noqa: E402, F403
@@ -24,7 +26,9 @@ if "redis" not in Q_CLUSTER:
     Q_CLUSTER = {**Q_CLUSTER, "orm": "default"}
 Q_CLUSTER = {**Q_CLUSTER, "retry": 600, "timeout": 300}
 # Worker processes started by a test share the test's media directory through this variable.
-MEDIA_ROOT = os.environ.get("OPENSCAN_TEST_MEDIA_ROOT") or tempfile.mkdtemp(prefix="openscan-test-media-")
+MEDIA_ROOT = os.environ.get("OPENSCAN_TEST_MEDIA_ROOT") or tempfile.mkdtemp(
+    prefix="openscan-test-media-"
+)
 STORAGES = {
     **STORAGES,
     "default": {

@@ -5,7 +5,16 @@ from projects.models import Project, UploadChunk
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "token", "status", "photos", "filesize", "charged", "created_at", "finished_at"]
+    list_display = [
+        "name",
+        "token",
+        "status",
+        "photos",
+        "filesize",
+        "charged",
+        "created_at",
+        "finished_at",
+    ]
     list_filter = ["status", "preset", "token__kind"]
     search_fields = ["name", "token__email", "id"]
     readonly_fields = [f.name for f in Project._meta.fields]

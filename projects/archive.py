@@ -53,7 +53,9 @@ def _bad_name(name: str) -> str | None:
     return None
 
 
-def _check_image(zf: zipfile.ZipFile, info: zipfile.ZipInfo, kind: str, max_pixels: int) -> str | None:
+def _check_image(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, kind: str, max_pixels: int
+) -> str | None:
     with zf.open(info) as fh:
         head = fh.read(16)
         if not any(head.startswith(m) for m in _MAGIC[kind]):
@@ -113,7 +115,11 @@ def inspect_zip(path: Path, *, limits: ArchiveLimits) -> ArchiveSummary:
             mode = info.external_attr >> 16
             if reason is None and stat.S_ISLNK(mode):
                 reason = "is a symbolic link"
-            if reason is None and info.compress_size and info.file_size / info.compress_size > _MAX_RATIO:
+            if (
+                reason is None
+                and info.compress_size
+                and info.file_size / info.compress_size > _MAX_RATIO
+            ):
                 reason = "is compressed suspiciously well (zip bomb?)"
             normalized = name.rstrip("/").lower()
             if reason is None and normalized in seen:
@@ -143,7 +149,9 @@ def inspect_zip(path: Path, *, limits: ArchiveLimits) -> ArchiveSummary:
             if reason:
                 problems.append(f"'{info.filename}' {reason}")
         if problems:
-            raise ArchiveError("Some photos cannot be used: " + "; ".join(problems[:5]) + ".")
+            raise ArchiveError(
+                "Some photos cannot be used: " + "; ".join(problems[:5]) + "."
+            )
         return ArchiveSummary(
             images=tuple(i.filename for i, _ in images),
             other_files=tuple(others),
@@ -162,8 +170,12 @@ def extract_images(path: Path, dest: Path, *, limits: ArchiveLimits) -> list[Pat
     out: list[Path] = []
     with zipfile.ZipFile(path) as zf:
         for index, name in enumerate(sorted(summary.images)):
-            stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in PurePosixPath(name).stem)
-            target = dest / f"{index:04d}_{stem[:80]}{PurePosixPath(name).suffix.lower()}"
+            stem = "".join(
+                c if c.isalnum() or c in "-_" else "_" for c in PurePosixPath(name).stem
+            )
+            target = (
+                dest / f"{index:04d}_{stem[:80]}{PurePosixPath(name).suffix.lower()}"
+            )
             with zf.open(name) as src, target.open("wb") as dst:
                 while chunk := src.read(1 << 20):
                     dst.write(chunk)

@@ -53,7 +53,11 @@ def upload_target(signed: str) -> UploadTarget:
         data = signing.TimestampSigner(salt=_UPLOAD_SALT).unsign_object(
             signed, max_age=settings.OPENSCAN_UPLOAD_LINK_SECONDS
         )
-        return UploadTarget(project_id=uuid.UUID(hex=data["p"]), generation=int(data["g"]), part=int(data["i"]))
+        return UploadTarget(
+            project_id=uuid.UUID(hex=data["p"]),
+            generation=int(data["g"]),
+            part=int(data["i"]),
+        )
     except signing.SignatureExpired as exc:
         raise ApplicationError(
             "This upload link has expired (links are valid for 4 hours). Ask for new links "
@@ -70,7 +74,9 @@ def upload_target(signed: str) -> UploadTarget:
 
 
 def download_path(*, project_id: uuid.UUID, generation: int, filename: str) -> str:
-    signed = signing.Signer(salt=_DOWNLOAD_SALT).sign_object({"p": project_id.hex, "g": generation})
+    signed = signing.Signer(salt=_DOWNLOAD_SALT).sign_object(
+        {"p": project_id.hex, "g": generation}
+    )
     return reverse("wire:download", kwargs={"signed": signed, "filename": filename})
 
 
@@ -79,4 +85,6 @@ def download_target(signed: str) -> tuple[uuid.UUID, int]:
         data = signing.Signer(salt=_DOWNLOAD_SALT).unsign_object(signed)
         return uuid.UUID(hex=data["p"]), int(data["g"])
     except (signing.BadSignature, KeyError, TypeError, ValueError) as exc:
-        raise ApplicationError("This download link is not valid.", status=404, code="not_found") from exc
+        raise ApplicationError(
+            "This download link is not valid.", status=404, code="not_found"
+        ) from exc

@@ -30,8 +30,12 @@ class Project(TimeStampedModel):
     photos = models.PositiveIntegerField()
     filesize = models.BigIntegerField()
     parts = models.PositiveIntegerField()
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATED)
-    preset = models.CharField(max_length=16, choices=Preset.choices, default=Preset.BALANCED)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.CREATED
+    )
+    preset = models.CharField(
+        max_length=16, choices=Preset.choices, default=Preset.BALANCED
+    )
     research_consent = models.BooleanField(default=False)
     # Bumped by every (re)creation and reset so links of an earlier upload stop working.
     upload_generation = models.PositiveIntegerField(default=1)
@@ -56,9 +60,15 @@ class Project(TimeStampedModel):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["token", "name"], name="project_name_unique_per_token"),
-            models.CheckConstraint(condition=models.Q(charged__gte=0), name="project_charged_not_negative"),
-            models.CheckConstraint(condition=models.Q(parts__gte=1), name="project_parts_positive"),
+            models.UniqueConstraint(
+                fields=["token", "name"], name="project_name_unique_per_token"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(charged__gte=0), name="project_charged_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(parts__gte=1), name="project_parts_positive"
+            ),
         ]
         indexes = [models.Index(fields=["status", "queued_at"])]
         ordering = ["-created_at"]
@@ -88,7 +98,9 @@ class UploadChunk(models.Model):
     one at the current end. Storage backends cannot append, hence chunks.
     """
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="chunks")
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="chunks"
+    )
     generation = models.PositiveIntegerField()
     part = models.PositiveIntegerField()
     offset = models.BigIntegerField()
@@ -100,7 +112,8 @@ class UploadChunk(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["project", "generation", "part", "offset"], name="chunk_unique_offset"
+                fields=["project", "generation", "part", "offset"],
+                name="chunk_unique_offset",
             )
         ]
         ordering = ["part", "offset"]

@@ -29,17 +29,25 @@ def project_list(*, token: Token) -> QuerySet[Project]:
 def project_get(*, token: Token, project_id: uuid.UUID | str) -> Project:
     """The token's project with this id; Http404 for anyone else's, so existence never leaks."""
     try:
-        pid = project_id if isinstance(project_id, uuid.UUID) else uuid.UUID(str(project_id))
+        pid = (
+            project_id
+            if isinstance(project_id, uuid.UUID)
+            else uuid.UUID(str(project_id))
+        )
     except ValueError as exc:
         raise Http404("No such project.") from exc
-    project = Project.objects.filter(token=token, pk=pid).select_related("token").first()
+    project = (
+        Project.objects.filter(token=token, pk=pid).select_related("token").first()
+    )
     if project is None:
         raise Http404("No such project.")
     return project
 
 
 def project_get_by_name(*, token: Token, name: str) -> Project | None:
-    return Project.objects.filter(token=token, name=name).select_related("token").first()
+    return (
+        Project.objects.filter(token=token, name=name).select_related("token").first()
+    )
 
 
 def queue_position(*, project: Project) -> int:
@@ -48,9 +56,15 @@ def queue_position(*, project: Project) -> int:
         return 0
     ahead = Project.objects.filter(status=Project.Status.QUEUED)
     if project.token.is_public:
-        earlier_same = ahead.filter(token__kind=Token.Kind.PUBLIC, queued_at__lt=project.queued_at)
-        return ahead.filter(token__kind=Token.Kind.PRIVATE).count() + earlier_same.count()
-    return ahead.filter(token__kind=Token.Kind.PRIVATE, queued_at__lt=project.queued_at).count()
+        earlier_same = ahead.filter(
+            token__kind=Token.Kind.PUBLIC, queued_at__lt=project.queued_at
+        )
+        return (
+            ahead.filter(token__kind=Token.Kind.PRIVATE).count() + earlier_same.count()
+        )
+    return ahead.filter(
+        token__kind=Token.Kind.PRIVATE, queued_at__lt=project.queued_at
+    ).count()
 
 
 def queue_counts() -> dict[str, int]:
@@ -61,13 +75,19 @@ def queue_counts() -> dict[str, int]:
 
 
 def queued_private_count() -> int:
-    return Project.objects.filter(status=Project.Status.QUEUED, token__kind=Token.Kind.PRIVATE).count()
+    return Project.objects.filter(
+        status=Project.Status.QUEUED, token__kind=Token.Kind.PRIVATE
+    ).count()
 
 
 def queue_estimate_seconds(*, ahead: int) -> int:
     """A rough wait: projects ahead times the median run time of recent projects."""
     recent = list(
-        Project.objects.filter(status=Project.Status.DONE, started_at__isnull=False, finished_at__isnull=False)
+        Project.objects.filter(
+            status=Project.Status.DONE,
+            started_at__isnull=False,
+            finished_at__isnull=False,
+        )
         .order_by("-finished_at")
         .values_list("started_at", "finished_at")[:20]
     )
@@ -92,7 +112,9 @@ RESULT_FILES = (
 )
 
 
-def project_downloads(*, project: Project, base: Callable[[str], str]) -> list[dict[str, object]]:
+def project_downloads(
+    *, project: Project, base: Callable[[str], str]
+) -> list[dict[str, object]]:
     """The result files of a finished project with their sizes and signed links."""
     if project.status != Project.Status.DONE or not project.result_path:
         return []
@@ -103,7 +125,11 @@ def project_downloads(*, project: Project, base: Callable[[str], str]) -> list[d
             "name": name,
             "size": size,
             "url": base(
-                links.download_path(project_id=project.id, generation=project.upload_generation, filename=name)
+                links.download_path(
+                    project_id=project.id,
+                    generation=project.upload_generation,
+                    filename=name,
+                )
             ),
         }
         for name, size in files.items()
@@ -114,7 +140,9 @@ def project_get_shared(*, share_key: str) -> Project:
     """The project a share link opens; Http404 when the link was revoked or never existed."""
     if not share_key:
         raise Http404("No such project.")
-    project = Project.objects.filter(share_key=share_key, status=Project.Status.DONE).first()
+    project = Project.objects.filter(
+        share_key=share_key, status=Project.Status.DONE
+    ).first()
     if project is None:
         raise Http404("This share link was revoked or the model is not ready.")
     return project

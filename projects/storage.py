@@ -143,7 +143,9 @@ def _link_seconds(maximum: int) -> int:
     return max(60, min(int(settings.OPENSCAN_UPLOAD_LINK_SECONDS), maximum))
 
 
-def direct_upload_url(*, project: Project, part: int, method: str = "POST") -> dict[str, Any] | None:
+def direct_upload_url(
+    *, project: Project, part: int, method: str = "POST"
+) -> dict[str, Any] | None:
     """A direct upload target for ``part`` of the project's current upload, or None.
 
     None when the backend (or its setting) offers no direct uploads; the part
@@ -170,7 +172,9 @@ def wire_upload_link(*, project: Project, part: int) -> str | None:
         return None
     link = _dropbox_direct_upload(direct_name(project, part)).url
     if not _WIRE_LINK.match(link):
-        logger.warning("Dropbox upload link has characters the firmware cannot take; using the server link")
+        logger.warning(
+            "Dropbox upload link has characters the firmware cannot take; using the server link"
+        )
         return None
     return link
 
@@ -201,7 +205,12 @@ def _s3_direct_upload(name: str, *, method: str) -> DirectUpload:
             HttpMethod="PUT",
         )
         return DirectUpload(
-            method="PUT", url=url, encoding="raw", expires_at=expires_at, max_size=limit, one_time=False
+            method="PUT",
+            url=url,
+            encoding="raw",
+            expires_at=expires_at,
+            max_size=limit,
+            one_time=False,
         )
     post = client.generate_presigned_post(
         Bucket=storage.bucket_name,
@@ -223,8 +232,12 @@ def _s3_direct_upload(name: str, *, method: str) -> DirectUpload:
 def _dropbox_direct_upload(name: str) -> DirectUpload:
     storage: DropboxStorage = default_storage  # type: ignore[assignment]  # checked by storage_kind()
     seconds = _link_seconds(DROPBOX_LINK_MAX_SECONDS)
-    commit = CommitInfo(path=storage._full_path(name), mode=WriteMode.overwrite, autorename=False)
-    result = storage.client.files_get_temporary_upload_link(commit_info=commit, duration=float(seconds))
+    commit = CommitInfo(
+        path=storage._full_path(name), mode=WriteMode.overwrite, autorename=False
+    )
+    result = storage.client.files_get_temporary_upload_link(
+        commit_info=commit, duration=float(seconds)
+    )
     return DirectUpload(
         method="POST",
         url=result.link,
@@ -243,11 +256,15 @@ class DirectObject:
     size: int
 
 
-def direct_objects(*, project: Project, generation: int | None = None) -> list[DirectObject]:
+def direct_objects(
+    *, project: Project, generation: int | None = None
+) -> list[DirectObject]:
     """Parts of the project's upload that clients sent straight to the backend."""
     if storage_kind() == "local":
         return []
-    prefix = direct_prefix(project, project.upload_generation if generation is None else generation)
+    prefix = direct_prefix(
+        project, project.upload_generation if generation is None else generation
+    )
     try:
         _dirs, files = default_storage.listdir(prefix)
     except FileNotFoundError:
@@ -258,7 +275,11 @@ def direct_objects(*, project: Project, generation: int | None = None) -> list[D
         if match is None:
             continue
         name = f"{prefix}/{filename}"
-        found.append(DirectObject(part=int(match.group(1)), name=name, size=default_storage.size(name)))
+        found.append(
+            DirectObject(
+                part=int(match.group(1)), name=name, size=default_storage.size(name)
+            )
+        )
     return found
 
 
@@ -343,7 +364,9 @@ def download_redirect_url(*, name: str, filename: str) -> str | None:
     if kind == "s3":
         return default_storage.url(
             name,
-            parameters={"ResponseContentDisposition": content_disposition_header(True, filename)},
+            parameters={
+                "ResponseContentDisposition": content_disposition_header(True, filename)
+            },
         )
     if kind == "dropbox":
         return dropbox_shared_link(name=name)
@@ -367,7 +390,9 @@ def dropbox_shared_link(*, name: str) -> str:
             if existing is not None and existing.is_metadata():
                 url = existing.get_metadata().url
             else:
-                links = storage.client.sharing_list_shared_links(path=path, direct_only=True).links
+                links = storage.client.sharing_list_shared_links(
+                    path=path, direct_only=True
+                ).links
                 if not links:
                     raise
                 url = links[0].url
@@ -468,9 +493,13 @@ class DropboxStorage(_BaseDropboxStorage):
             block = following
             while True:
                 following = content.read(self.CHUNK_SIZE)
-                cursor = UploadSessionCursor(session_id=session.session_id, offset=offset)
+                cursor = UploadSessionCursor(
+                    session_id=session.session_id, offset=offset
+                )
                 if not following:
-                    self.client.files_upload_session_finish(block, cursor, CommitInfo(path=path, mode=mode))
+                    self.client.files_upload_session_finish(
+                        block, cursor, CommitInfo(path=path, mode=mode)
+                    )
                     break
                 self.client.files_upload_session_append_v2(block, cursor)
                 offset += len(block)

@@ -31,7 +31,9 @@ _ENVELOPE = re.compile(
 class BodyFile(File):
     """A read-once file over a request body of known length, for ``Storage.save``."""
 
-    def __init__(self, stream: BinaryIO, *, length: int, name: str = "part.bin") -> None:
+    def __init__(
+        self, stream: BinaryIO, *, length: int, name: str = "part.bin"
+    ) -> None:
         super().__init__(None, name=name)
         self._stream = stream
         self._left = length
@@ -94,7 +96,9 @@ class BodyFile(File):
 
     def chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
         while True:
-            data = self._start() if not self._started else self._raw(chunk_size or CHUNK)
+            data = (
+                self._start() if not self._started else self._raw(chunk_size or CHUNK)
+            )
             if not data and self._left <= 0:
                 return
             out = self._emit(data)

@@ -36,7 +36,9 @@ def _owned(request: HttpRequest, project_id: uuid.UUID) -> Project:
     return selectors.project_get(token=token, project_id=project_id)
 
 
-def _viewer_config(project: Project, *, file_url: Any, photo_url: Any) -> dict[str, Any]:
+def _viewer_config(
+    project: Project, *, file_url: Any, photo_url: Any
+) -> dict[str, Any]:
     files = portal.viewer_files(project=project)
     model = "model_preview.glb" if "model_preview.glb" in files else "model.glb"
     stats = (

@@ -66,14 +66,18 @@ def _param(request: HttpRequest, name: str) -> str:
 def _int_param(request: HttpRequest, name: str) -> int:
     raw = _param(request, name).strip()
     if not raw.isdigit() or len(raw) > 15:
-        raise ApplicationError(f"The parameter '{name}' must be a whole number, got '{raw[:40]}'.")
+        raise ApplicationError(
+            f"The parameter '{name}' must be a whole number, got '{raw[:40]}'."
+        )
     return int(raw)
 
 
 def _token(request: HttpRequest) -> Token:
     token = token_selectors.token_get_by_key(key=_param(request, "token"))
     if token is None:
-        raise ApplicationError("The token is unknown or deactivated. Check it on your token page.")
+        raise ApplicationError(
+            "The token is unknown or deactivated. Check it on your token page."
+        )
     token_services.token_touch(token=token)
     return token
 
@@ -83,7 +87,9 @@ def _upload_links(request: HttpRequest, project: Project) -> list[str]:
         storage.wire_upload_link(project=project, part=i)
         or links.absolute(
             request,
-            links.upload_path(project_id=project.id, generation=project.upload_generation, part=i),
+            links.upload_path(
+                project_id=project.id, generation=project.upload_generation, part=i
+            ),
         )
         for i in range(project.parts)
     ]
@@ -93,7 +99,9 @@ def _download_link(request: HttpRequest, project: Project) -> str:
     if project.status != Project.Status.DONE or not project.result_path:
         return ""
     path = links.download_path(
-        project_id=project.id, generation=project.upload_generation, filename="result.zip"
+        project_id=project.id,
+        generation=project.upload_generation,
+        filename="result.zip",
     )
     return links.absolute(request, path)
 
@@ -120,19 +128,31 @@ def create_project(request: HttpRequest) -> HttpResponse:
     token = _token(request)
     name, photos = _param(request, "project"), _int_param(request, "photos")
     parts, filesize = _int_param(request, "parts"), _int_param(request, "filesize")
-    throttles.public_burst_consume(token=token, ip=throttles.client_ip(request), amount=filesize)
-    project = services.project_create(token=token, name=name, photos=photos, parts=parts, filesize=filesize)
+    throttles.public_burst_consume(
+        token=token, ip=throttles.client_ip(request), amount=filesize
+    )
+    project = services.project_create(
+        token=token, name=name, photos=photos, parts=parts, filesize=filesize
+    )
     return JsonResponse(
-        {"status": "created", "ulink": _upload_links(request, project), "credit": project.charged}
+        {
+            "status": "created",
+            "ulink": _upload_links(request, project),
+            "credit": project.charged,
+        }
     )
 
 
 @wire_endpoint
 def start_project(request: HttpRequest) -> HttpResponse:
     token = _token(request)
-    project = selectors.project_get_by_name(token=token, name=_param(request, "project"))
+    project = selectors.project_get_by_name(
+        token=token, name=_param(request, "project")
+    )
     if project is None:
-        raise ApplicationError("There is no project of that name for this token; create it first.")
+        raise ApplicationError(
+            "There is no project of that name for this token; create it first."
+        )
     services.project_start(project=project)
     return JsonResponse({"status": "started"})
 
@@ -140,11 +160,17 @@ def start_project(request: HttpRequest) -> HttpResponse:
 @wire_endpoint
 def get_project_info(request: HttpRequest) -> HttpResponse:
     token = _token(request)
-    project = selectors.project_get_by_name(token=token, name=_param(request, "project"))
+    project = selectors.project_get_by_name(
+        token=token, name=_param(request, "project")
+    )
     if project is None:
         # OpenScan2 reads 401 as "this project is new".
         return _error("There is no project of that name for this token.", 401)
-    ulinks = _upload_links(request, project) if project.status == Project.Status.CREATED else []
+    ulinks = (
+        _upload_links(request, project)
+        if project.status == Project.Status.CREATED
+        else []
+    )
     return JsonResponse(
         {
             "dlink": _download_link(request, project),
@@ -157,7 +183,9 @@ def get_project_info(request: HttpRequest) -> HttpResponse:
 @wire_endpoint
 def reset_project(request: HttpRequest) -> HttpResponse:
     token = _token(request)
-    project = selectors.project_get_by_name(token=token, name=_param(request, "project"))
+    project = selectors.project_get_by_name(
+        token=token, name=_param(request, "project")
+    )
     if project is None:
         raise ApplicationError("There is no project of that name for this token.")
     services.project_reset(project=project)
@@ -172,7 +200,9 @@ def request_token(request: HttpRequest) -> HttpResponse:
     try:
         validate_email(email)
     except ValidationError as exc:
-        raise ApplicationError(f"'{email[:80]}' is not a valid e-mail address.") from exc
+        raise ApplicationError(
+            f"'{email[:80]}' is not a valid e-mail address."
+        ) from exc
     token_services.token_request(email=email, forename=forename, surname=surname)
     return JsonResponse({})
 
@@ -197,9 +227,13 @@ def upload_part(request: HttpRequest, signed: str) -> HttpResponse:
     """Receive one part at its signed upload link (no auth: the link is the credential)."""
     try:
         target = links.upload_target(signed)
-        project = Project.objects.filter(pk=target.project_id).select_related("token").first()
+        project = (
+            Project.objects.filter(pk=target.project_id).select_related("token").first()
+        )
         if project is None:
-            raise ApplicationError("The project of this link no longer exists.", status=410)
+            raise ApplicationError(
+                "The project of this link no longer exists.", status=410
+            )
         length = _content_length(request)
         chunk = services.part_replace(
             project=project,
@@ -210,7 +244,9 @@ def upload_part(request: HttpRequest, signed: str) -> HttpResponse:
         )
     except ApplicationError as exc:
         return _error(exc.message, exc.status)
-    return JsonResponse({"part": target.part + 1, "size": chunk.size, "sha256": chunk.sha256})
+    return JsonResponse(
+        {"part": target.part + 1, "size": chunk.size, "sha256": chunk.sha256}
+    )
 
 
 def _content_length(request: HttpRequest) -> int:
@@ -235,8 +271,14 @@ def download(request: HttpRequest, signed: str, filename: str) -> HttpResponse:
         project_id, generation = links.download_target(signed)
     except ApplicationError as exc:
         raise Http404(exc.message) from exc
-    project = Project.objects.filter(pk=project_id, upload_generation=generation).first()
-    if project is None or project.status != Project.Status.DONE or not project.result_path:
+    project = Project.objects.filter(
+        pk=project_id, upload_generation=generation
+    ).first()
+    if (
+        project is None
+        or project.status != Project.Status.DONE
+        or not project.result_path
+    ):
         raise Http404("This result is no longer available.")
     files = project.progress.get("files") or {}
     if files and filename not in files:
@@ -249,8 +291,14 @@ def download(request: HttpRequest, signed: str, filename: str) -> HttpResponse:
             return HttpResponseRedirect(url)
     elif storage.storage_kind() != "local":
         # Answer HEAD from the metadata: opening a remote file would fetch it all.
-        response = HttpResponse(content_type="application/zip" if filename.endswith(".zip") else None)
+        response = HttpResponse(
+            content_type="application/zip" if filename.endswith(".zip") else None
+        )
         response["Content-Length"] = str(default_storage.size(name))
-        response["Content-Disposition"] = content_disposition_header(True, download_name)
+        response["Content-Disposition"] = content_disposition_header(
+            True, download_name
+        )
         return response
-    return FileResponse(default_storage.open(name, "rb"), as_attachment=True, filename=download_name)
+    return FileResponse(
+        default_storage.open(name, "rb"), as_attachment=True, filename=download_name
+    )

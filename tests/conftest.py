@@ -21,7 +21,11 @@ def make_token(db: None) -> Callable[..., tuple[Token, str]]:
 
     def make(credit: int = 10 * GB, **kwargs: object) -> tuple[Token, str]:
         n = next(counter)
-        defaults: dict = {"email": f"user{n}@example.org", "forename": "Ada", "surname": f"Maker{n}"}
+        defaults: dict = {
+            "email": f"user{n}@example.org",
+            "forename": "Ada",
+            "surname": f"Maker{n}",
+        }
         defaults.update(kwargs)
         return token_issue(credit=credit, **defaults)
 

@@ -9,7 +9,9 @@ import zlib
 from PIL import Image, ImageDraw
 
 
-def jpeg_bytes(width: int = 64, height: int = 48, seed: int = 0, quality: int = 85) -> bytes:
+def jpeg_bytes(
+    width: int = 64, height: int = 48, seed: int = 0, quality: int = 85
+) -> bytes:
     rng = random.Random(seed)
     img = Image.new("RGB", (width, height), tuple(rng.randrange(256) for _ in range(3)))
     draw = ImageDraw.Draw(img)
@@ -34,14 +36,26 @@ def png_header_only(width: int, height: int) -> bytes:
     """A tiny PNG that declares a huge size (a pixel flood)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 16)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", idat)
+        + chunk(b"IEND", b"")
+    )
 
 
-def zip_bytes(files: dict[str, bytes], *, compression: int = zipfile.ZIP_STORED) -> bytes:
+def zip_bytes(
+    files: dict[str, bytes], *, compression: int = zipfile.ZIP_STORED
+) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression) as zf:
         for name, data in files.items():

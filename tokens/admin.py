@@ -25,16 +25,33 @@ class CreditAdjustForm(forms.Form):
 
 
 class TokenCreateForm(forms.ModelForm):
-    starting_credit = forms.IntegerField(min_value=0, initial=0, help_text="Credit in bytes, written to the ledger.")
+    starting_credit = forms.IntegerField(
+        min_value=0, initial=0, help_text="Credit in bytes, written to the ledger."
+    )
 
     class Meta:
         model = Token
-        fields = ["forename", "surname", "email", "user", "limit_filesize", "limit_photos"]
+        fields = [
+            "forename",
+            "surname",
+            "email",
+            "user",
+            "limit_filesize",
+            "limit_photos",
+        ]
 
 
 class LedgerInline(admin.TabularInline):
     model = CreditLedgerEntry
-    fields = ["created_at", "kind", "amount", "balance_after", "reason", "project_ref", "created_by"]
+    fields = [
+        "created_at",
+        "kind",
+        "amount",
+        "balance_after",
+        "reason",
+        "project_ref",
+        "created_by",
+    ]
     readonly_fields = fields
     extra = 0
     max_num = 0
@@ -62,7 +79,15 @@ class TokenAdmin(admin.ModelAdmin):
     ]
     list_filter = ["kind", "is_active"]
     search_fields = ["email", "forename", "surname", "key_hint"]
-    readonly_fields = ["kind", "masked_key", "credit", "used_today", "last_used_at", "created_at", "links"]
+    readonly_fields = [
+        "kind",
+        "masked_key",
+        "credit",
+        "used_today",
+        "last_used_at",
+        "created_at",
+        "links",
+    ]
     fields = [
         "kind",
         "masked_key",
@@ -102,30 +127,50 @@ class TokenAdmin(admin.ModelAdmin):
         if not obj.pk:
             return ""
         adjust = reverse("admin:tokens_token_adjust", args=[obj.pk])
-        projects = reverse("admin:projects_project_changelist") + f"?token__id__exact={obj.pk}"
+        projects = (
+            reverse("admin:projects_project_changelist") + f"?token__id__exact={obj.pk}"
+        )
         return format_html(
             '<a class="button" href="{}">Grant or remove credit</a> &nbsp; <a href="{}">Projects of this token</a>',
             adjust,
             projects,
         )
 
-    def get_form(self, request: HttpRequest, obj: Token | None = None, change: bool = False, **kwargs: Any) -> Any:
+    def get_form(
+        self,
+        request: HttpRequest,
+        obj: Token | None = None,
+        change: bool = False,
+        **kwargs: Any,
+    ) -> Any:
         if obj is None:
             kwargs["form"] = TokenCreateForm
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: Token | None = None) -> list[str]:
         if obj is None:
-            return ["forename", "surname", "email", "user", "starting_credit", "limit_filesize", "limit_photos"]
+            return [
+                "forename",
+                "surname",
+                "email",
+                "user",
+                "starting_credit",
+                "limit_filesize",
+                "limit_photos",
+            ]
         return self.fields
 
     def get_inlines(self, request: HttpRequest, obj: Token | None = None) -> list:
         return [] if obj is None else self.inlines
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Token | None = None) -> list[str]:
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Token | None = None
+    ) -> list[str]:
         return [] if obj is None else self.readonly_fields
 
-    def save_model(self, request: HttpRequest, obj: Token, form: Any, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Token, form: Any, change: bool
+    ) -> None:
         if change:
             super().save_model(request, obj, form, change)
             return
@@ -152,11 +197,15 @@ class TokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Deactivate selected tokens")
     def deactivate(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
-        self.message_user(request, f"{queryset.update(is_active=False)} token(s) deactivated.")
+        self.message_user(
+            request, f"{queryset.update(is_active=False)} token(s) deactivated."
+        )
 
     @admin.action(description="Activate selected tokens")
     def activate(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
-        self.message_user(request, f"{queryset.update(is_active=True)} token(s) activated.")
+        self.message_user(
+            request, f"{queryset.update(is_active=True)} token(s) activated."
+        )
 
     def get_urls(self) -> list[URLPattern]:
         extra = [
@@ -185,7 +234,9 @@ class TokenAdmin(admin.ModelAdmin):
                 form.add_error(None, getattr(exc, "message", str(exc)))
             else:
                 self.message_user(request, "Credit changed and written to the ledger.")
-                return HttpResponseRedirect(reverse("admin:tokens_token_change", args=[token.pk]))
+                return HttpResponseRedirect(
+                    reverse("admin:tokens_token_change", args=[token.pk])
+                )
         context = {
             **self.admin_site.each_context(request),
             "title": f"Grant or remove credit: {token}",
@@ -198,7 +249,16 @@ class TokenAdmin(admin.ModelAdmin):
 
 @admin.register(CreditLedgerEntry)
 class CreditLedgerEntryAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "token", "kind", "amount", "balance_after", "reason", "project_ref", "created_by"]
+    list_display = [
+        "created_at",
+        "token",
+        "kind",
+        "amount",
+        "balance_after",
+        "reason",
+        "project_ref",
+        "created_by",
+    ]
     list_filter = ["kind"]
     search_fields = ["reason", "project_ref", "token__email"]
     date_hierarchy = "created_at"

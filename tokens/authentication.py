@@ -26,19 +26,28 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[object, Token] | None:
         header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower().decode(errors="replace") not in self.keywords:
+        if (
+            not header
+            or header[0].lower().decode(errors="replace") not in self.keywords
+        ):
             return None
         if len(header) != 2:
-            raise exceptions.AuthenticationFailed("Send the header as 'Authorization: Bearer <token>'.")
+            raise exceptions.AuthenticationFailed(
+                "Send the header as 'Authorization: Bearer <token>'."
+            )
         try:
             key = header[1].decode()
         except UnicodeDecodeError as exc:
-            raise exceptions.AuthenticationFailed("The token contains invalid characters.") from exc
+            raise exceptions.AuthenticationFailed(
+                "The token contains invalid characters."
+            ) from exc
         token = token_get_by_key(key=key)
         if token is None:
             raise exceptions.AuthenticationFailed("Unknown or deactivated token.")
         token_touch(token=token)
-        user = token.user if token.user_id and token.user.is_active else TokenUser(token)
+        user = (
+            token.user if token.user_id and token.user.is_active else TokenUser(token)
+        )
         return user, token
 
     def authenticate_header(self, request: Request) -> str:

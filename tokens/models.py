@@ -40,7 +40,9 @@ class Token(TimeStampedModel):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=models.Q(credit__gte=0), name="token_credit_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(credit__gte=0), name="token_credit_not_negative"
+            ),
             models.UniqueConstraint(
                 fields=["kind"],
                 condition=models.Q(kind="public"),
@@ -49,7 +51,11 @@ class Token(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        owner = f"{self.forename} {self.surname} <{self.email}>" if self.email else self.kind
+        owner = (
+            f"{self.forename} {self.surname} <{self.email}>"
+            if self.email
+            else self.kind
+        )
         return f"{self.masked_key} ({owner})"
 
     @property
@@ -94,14 +100,20 @@ class CreditLedgerEntry(models.Model):
 class DailyUsage(models.Model):
     """Bytes charged to a token on one UTC day (the public token's quota)."""
 
-    token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="daily_usage")
+    token = models.ForeignKey(
+        Token, on_delete=models.CASCADE, related_name="daily_usage"
+    )
     day = models.DateField()
     used = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["token", "day"], name="daily_usage_token_day"),
-            models.CheckConstraint(condition=models.Q(used__gte=0), name="daily_usage_not_negative"),
+            models.UniqueConstraint(
+                fields=["token", "day"], name="daily_usage_token_day"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(used__gte=0), name="daily_usage_not_negative"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -18,12 +18,18 @@ def token_get_by_key(*, key: str) -> Token | None:
 
 def token_usage_on(*, token: Token, day: datetime.date) -> int:
     """Bytes charged to ``token`` on the UTC day ``day``."""
-    used = DailyUsage.objects.filter(token=token, day=day).values_list("used", flat=True).first()
+    used = (
+        DailyUsage.objects.filter(token=token, day=day)
+        .values_list("used", flat=True)
+        .first()
+    )
     return used or 0
 
 
 def token_usage_today(*, token: Token) -> int:
-    return token_usage_on(token=token, day=timezone.now().astimezone(datetime.UTC).date())
+    return token_usage_on(
+        token=token, day=timezone.now().astimezone(datetime.UTC).date()
+    )
 
 
 def token_credit_available(*, token: Token) -> int:
@@ -39,11 +45,18 @@ def ledger_list(*, token: Token) -> QuerySet[CreditLedgerEntry]:
 
 def ledger_sum(*, token: Token) -> int:
     """Sum of the token's ledger, which must equal its balance (private tokens)."""
-    return CreditLedgerEntry.objects.filter(token=token).aggregate(s=Sum("amount"))["s"] or 0
+    return (
+        CreditLedgerEntry.objects.filter(token=token).aggregate(s=Sum("amount"))["s"]
+        or 0
+    )
 
 
 def token_for_user(*, user: object) -> Token | None:
     """The active private token of a signed-in person, if they have one."""
     if not getattr(user, "is_authenticated", False) or not getattr(user, "pk", None):
         return None
-    return Token.objects.filter(user=user, kind=Token.Kind.PRIVATE, is_active=True).order_by("-created_at").first()
+    return (
+        Token.objects.filter(user=user, kind=Token.Kind.PRIVATE, is_active=True)
+        .order_by("-created_at")
+        .first()
+    )

@@ -37,7 +37,9 @@ def key_hash(key: str) -> str:
 
 
 def _new_key() -> str:
-    return KEY_PREFIX + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(_KEY_LENGTH))
+    return KEY_PREFIX + "".join(
+        secrets.choice(_KEY_ALPHABET) for _ in range(_KEY_LENGTH)
+    )
 
 
 def _utc_today() -> datetime.date:
@@ -59,7 +61,9 @@ def token_issue(
 ) -> tuple[Token, str]:
     """Create a private token and return it with its plaintext key (shown once)."""
     if kind != Token.Kind.PRIVATE:
-        raise ApplicationError("Only private tokens are issued; the public token is configured.")
+        raise ApplicationError(
+            "Only private tokens are issued; the public token is configured."
+        )
     if credit < 0:
         raise ApplicationError("Credit cannot be negative.")
     key = _new_key()
@@ -72,14 +76,20 @@ def token_issue(
         surname=surname,
         user=user,
         limit_filesize=(
-            settings.OPENSCAN_PRIVATE_LIMIT_FILESIZE if limit_filesize is None else limit_filesize
+            settings.OPENSCAN_PRIVATE_LIMIT_FILESIZE
+            if limit_filesize is None
+            else limit_filesize
         ),
-        limit_photos=settings.OPENSCAN_PRIVATE_LIMIT_PHOTOS if limit_photos is None else limit_photos,
+        limit_photos=settings.OPENSCAN_PRIVATE_LIMIT_PHOTOS
+        if limit_photos is None
+        else limit_photos,
     )
     token.full_clean()
     token.save()
     if credit:
-        credit_adjust(token=token, amount=credit, reason="Credit at issue", created_by=created_by)
+        credit_adjust(
+            token=token, amount=credit, reason="Credit at issue", created_by=created_by
+        )
         token.refresh_from_db(fields=["credit"])
     return token, key
 
@@ -100,7 +110,9 @@ def public_token_ensure(*, key: str | None = None) -> Token:
         "limit_photos": settings.OPENSCAN_PUBLIC_LIMIT_PHOTOS,
     }
     try:
-        token, _ = Token.objects.update_or_create(kind=Token.Kind.PUBLIC, defaults=defaults)
+        token, _ = Token.objects.update_or_create(
+            kind=Token.Kind.PUBLIC, defaults=defaults
+        )
     except IntegrityError:  # Another process created it first.
         token = Token.objects.get(kind=Token.Kind.PUBLIC)
     return token
@@ -150,7 +162,11 @@ def _ledger_add(
 
 @transaction.atomic
 def credit_adjust(
-    *, token: Token, amount: int, reason: str, created_by: AbstractBaseUser | None = None
+    *,
+    token: Token,
+    amount: int,
+    reason: str,
+    created_by: AbstractBaseUser | None = None,
 ) -> CreditLedgerEntry:
     """Grant (amount > 0) or remove (amount < 0) credit with a reason; never below zero."""
     if token.is_public:
@@ -165,7 +181,9 @@ def credit_adjust(
     if not updated:
         raise ApplicationError("That would make the balance negative.")
     balance = Token.objects.values_list("credit", flat=True).get(pk=token.pk)
-    kind = CreditLedgerEntry.Kind.GRANT if amount > 0 else CreditLedgerEntry.Kind.REMOVAL
+    kind = (
+        CreditLedgerEntry.Kind.GRANT if amount > 0 else CreditLedgerEntry.Kind.REMOVAL
+    )
     return _ledger_add(
         token=token,
         kind=kind,
@@ -186,7 +204,9 @@ def _usage_row(*, token: Token, day: datetime.date) -> DailyUsage:
 
 
 @transaction.atomic
-def credit_charge(*, token: Token, amount: int, reason: str, project_ref: str) -> CreditLedgerEntry:
+def credit_charge(
+    *, token: Token, amount: int, reason: str, project_ref: str
+) -> CreditLedgerEntry:
     """Take ``amount`` bytes of credit (private) or of today's quota (public).
 
     Raises:
@@ -201,7 +221,11 @@ def credit_charge(*, token: Token, amount: int, reason: str, project_ref: str) -
             used=F("used") + amount
         )
         if not updated:
-            left = max(0, quota - DailyUsage.objects.values_list("used", flat=True).get(pk=row.pk))
+            left = max(
+                0,
+                quota
+                - DailyUsage.objects.values_list("used", flat=True).get(pk=row.pk),
+            )
             raise InsufficientCreditError(
                 f"The public token's quota for today is used up: {left} bytes left of "
                 f"{quota}, this project needs {amount}. Try again after midnight UTC, or "
@@ -231,7 +255,12 @@ def credit_charge(*, token: Token, amount: int, reason: str, project_ref: str) -
 
 @transaction.atomic
 def credit_refund(
-    *, token: Token, amount: int, reason: str, project_ref: str, charged_on: datetime.date
+    *,
+    token: Token,
+    amount: int,
+    reason: str,
+    project_ref: str,
+    charged_on: datetime.date,
 ) -> CreditLedgerEntry:
     """Give back ``amount`` bytes charged on ``charged_on`` (the public quota of that day).
 
@@ -241,7 +270,9 @@ def credit_refund(
         raise ApplicationError("A refund must be positive.")
     if token.is_public:
         row = _usage_row(token=token, day=charged_on)
-        DailyUsage.objects.filter(pk=row.pk, used__gte=amount).update(used=F("used") - amount)
+        DailyUsage.objects.filter(pk=row.pk, used__gte=amount).update(
+            used=F("used") - amount
+        )
         balance = DailyUsage.objects.values_list("used", flat=True).get(pk=row.pk)
     else:
         Token.objects.filter(pk=token.pk).update(credit=F("credit") + amount)
@@ -264,7 +295,9 @@ def token_request(*, email: str, forename: str, surname: str) -> Token | None:
     token, so nobody can farm sign-up credit or flood someone's inbox with keys.
     The mail is sent inside the transaction: if it fails, no token exists.
     """
-    existing = Token.objects.filter(kind=Token.Kind.PRIVATE, email__iexact=email, is_active=True).first()
+    existing = Token.objects.filter(
+        kind=Token.Kind.PRIVATE, email__iexact=email, is_active=True
+    ).first()
     if existing is not None:
         send_mail(
             "Your OpenScan Portal token",

@@ -19,7 +19,11 @@ def client_ip(request: HttpRequest) -> str:
     """The client's address; behind N trusted proxies, the N-th from the right of X-Forwarded-For."""
     proxies = settings.OPENSCAN_TRUSTED_PROXY_COUNT
     if proxies:
-        hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+        hops = [
+            h.strip()
+            for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+            if h.strip()
+        ]
         if len(hops) >= proxies:
             return hops[-proxies]
     return request.META.get("REMOTE_ADDR", "")

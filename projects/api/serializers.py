@@ -41,16 +41,24 @@ class ProjectOutputSerializer(serializers.Serializer):
 
 
 def project_output(request: Request, project: Project) -> dict[str, Any]:
-    received = services.parts_received(project=project) if project.status == Project.Status.CREATED else {}
+    received = (
+        services.parts_received(project=project)
+        if project.status == Project.Status.CREATED
+        else {}
+    )
     parts = [
         {
             "index": i,
             "received": received.get(i, 0),
-            "upload_url": reverse("projects-api:part", kwargs={"project_id": project.id, "part": i}),
+            "upload_url": reverse(
+                "projects-api:part", kwargs={"project_id": project.id, "part": i}
+            ),
         }
         for i in range(project.parts)
     ]
-    downloads = selectors.project_downloads(project=project, base=lambda path: links.absolute(request, path))
+    downloads = selectors.project_downloads(
+        project=project, base=lambda path: links.absolute(request, path)
+    )
     result_url = next((d["url"] for d in downloads if d["name"] == "result.zip"), "")
     data = {
         "id": project.id,

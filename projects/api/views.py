@@ -12,9 +12,9 @@ from rest_framework.views import APIView
 
 from openscan_portal.exceptions import ApplicationError
 from projects import selectors, services, storage
-from projects.services import notifications
 from projects.api.serializers import ProjectOutputSerializer, project_output
 from projects.models import Project
+from projects.services import notifications
 from projects.services.uploads import part_direct_target
 from tokens import throttles
 from tokens.api.auth import request_token
@@ -27,7 +27,9 @@ class ProjectListCreateApi(APIView):
         filesize = serializers.IntegerField(min_value=1)
         parts = serializers.IntegerField(min_value=1, max_value=10_000)
         preset = serializers.ChoiceField(choices=Project.Preset.choices, required=False)
-        research_consent = serializers.BooleanField(required=False, allow_null=True, default=None)
+        research_consent = serializers.BooleanField(
+            required=False, allow_null=True, default=None
+        )
 
     @extend_schema(responses=ProjectOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -46,21 +48,29 @@ class ProjectListCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         throttles.public_burst_consume(
-            token=token, ip=throttles.client_ip(request), amount=data.validated_data["filesize"]
+            token=token,
+            ip=throttles.client_ip(request),
+            amount=data.validated_data["filesize"],
         )
         project = services.project_create(token=token, **data.validated_data)
-        return Response(project_output(request, project), status=status.HTTP_201_CREATED)
+        return Response(
+            project_output(request, project), status=status.HTTP_201_CREATED
+        )
 
 
 class ProjectDetailApi(APIView):
     @extend_schema(responses=ProjectOutputSerializer)
     def get(self, request: Request, project_id: str) -> Response:
-        project = selectors.project_get(token=request_token(request), project_id=project_id)
+        project = selectors.project_get(
+            token=request_token(request), project_id=project_id
+        )
         return Response(project_output(request, project))
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, project_id: str) -> Response:
-        project = selectors.project_get(token=request_token(request), project_id=project_id)
+        project = selectors.project_get(
+            token=request_token(request), project_id=project_id
+        )
         services.project_delete(project=project)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -70,7 +80,9 @@ class ProjectStatusApi(APIView):
 
     @extend_schema(responses={200: {"type": "object"}})
     def get(self, request: Request, project_id: str) -> Response:
-        project = selectors.project_get(token=request_token(request), project_id=project_id)
+        project = selectors.project_get(
+            token=request_token(request), project_id=project_id
+        )
         return Response(
             {
                 "id": str(project.id),
@@ -87,7 +99,9 @@ class ProjectStatusApi(APIView):
 class ProjectStartApi(APIView):
     @extend_schema(request=None, responses=ProjectOutputSerializer)
     def post(self, request: Request, project_id: str) -> Response:
-        project = selectors.project_get(token=request_token(request), project_id=project_id)
+        project = selectors.project_get(
+            token=request_token(request), project_id=project_id
+        )
         project = services.project_start(project=project)
         return Response(project_output(request, project))
 
@@ -95,7 +109,9 @@ class ProjectStartApi(APIView):
 class ProjectResetApi(APIView):
     @extend_schema(request=None, responses=ProjectOutputSerializer)
     def post(self, request: Request, project_id: str) -> Response:
-        project = selectors.project_get(token=request_token(request), project_id=project_id)
+        project = selectors.project_get(
+            token=request_token(request), project_id=project_id
+        )
         project = services.project_reset(project=project)
         return Response(project_output(request, project))
 
@@ -103,7 +119,9 @@ class ProjectResetApi(APIView):
 class ProjectCancelApi(APIView):
     @extend_schema(request=None, responses=ProjectOutputSerializer)
     def post(self, request: Request, project_id: str) -> Response:
-        project = selectors.project_get(token=request_token(request), project_id=project_id)
+        project = selectors.project_get(
+            token=request_token(request), project_id=project_id
+        )
         project = services.project_cancel(project=project)
         return Response(project_output(request, project))
 
@@ -113,7 +131,9 @@ class ProjectNotifyApi(APIView):
 
     @extend_schema(request=None, responses={202: None})
     def post(self, request: Request, project_id: str) -> Response:
-        project = selectors.project_get(token=request_token(request), project_id=project_id)
+        project = selectors.project_get(
+            token=request_token(request), project_id=project_id
+        )
         notifications.notification_resend(project=project)
         return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
 
@@ -123,7 +143,9 @@ class _RawBodyParser(BaseParser):
 
     media_type = "*/*"
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+    def parse(
+        self, stream: Any, media_type: str | None = None, parser_context: Any = None
+    ) -> Any:
         return None
 
 
@@ -149,7 +171,9 @@ class PartUploadApi(APIView):
     parser_classes = [_RawBodyParser]
     throttle_scope = "uploads"
 
-    def _headers(self, request: Request, project: Project, part: int, offset: int) -> dict[str, str]:
+    def _headers(
+        self, request: Request, project: Project, part: int, offset: int
+    ) -> dict[str, str]:
         return {
             "Upload-Offset": str(offset),
             "Upload-Max-Size": str(services.uploads_part_limit()),
@@ -161,12 +185,24 @@ class PartUploadApi(APIView):
         return self.get(request, project_id, part)
 
     @extend_schema(
-        responses={200: {"type": "object", "properties": {"index": {"type": "integer"}, "received": {"type": "integer"}}}}
+        responses={
+            200: {
+                "type": "object",
+                "properties": {
+                    "index": {"type": "integer"},
+                    "received": {"type": "integer"},
+                },
+            }
+        }
     )
     def get(self, request: Request, project_id: str, part: int) -> Response:
-        project = selectors.project_get(token=request_token(request), project_id=project_id)
+        project = selectors.project_get(
+            token=request_token(request), project_id=project_id
+        )
         if not 0 <= part < project.parts:
-            raise exceptions.NotFound(f"The project has {project.parts} parts (0 to {project.parts - 1}).")
+            raise exceptions.NotFound(
+                f"The project has {project.parts} parts (0 to {project.parts - 1})."
+            )
         offset = services.part_received(project=project, part=part)
         return Response(
             {"index": part, "received": offset},
@@ -174,16 +210,26 @@ class PartUploadApi(APIView):
         )
 
     @extend_schema(
-        request={"application/offset+octet-stream": {"type": "string", "format": "binary"}},
-        parameters=[OpenApiParameter("Upload-Offset", int, OpenApiParameter.HEADER, required=True)],
+        request={
+            "application/offset+octet-stream": {"type": "string", "format": "binary"}
+        },
+        parameters=[
+            OpenApiParameter(
+                "Upload-Offset", int, OpenApiParameter.HEADER, required=True
+            )
+        ],
         responses={204: None, 409: None},
     )
     def patch(self, request: Request, project_id: str, part: int) -> HttpResponse:
-        project = selectors.project_get(token=request_token(request), project_id=project_id)
+        project = selectors.project_get(
+            token=request_token(request), project_id=project_id
+        )
         offset = _offset_header(request)
         raw = request.META.get("CONTENT_LENGTH") or ""
         if not raw.isdigit():
-            raise ApplicationError("Send a Content-Length header with each chunk.", status=411)
+            raise ApplicationError(
+                "Send a Content-Length header with each chunk.", status=411
+            )
         try:
             new_offset = services.part_append(
                 project=project,
@@ -201,7 +247,10 @@ class PartUploadApi(APIView):
                     headers=self._headers(request, project, part, current),
                 )
             raise
-        return Response(status=status.HTTP_204_NO_CONTENT, headers=self._headers(request, project, part, new_offset))
+        return Response(
+            status=status.HTTP_204_NO_CONTENT,
+            headers=self._headers(request, project, part, new_offset),
+        )
 
     post = patch
 
@@ -219,7 +268,9 @@ class PartDirectUploadApi(APIView):
     """
 
     class DirectUploadInputSerializer(serializers.Serializer):
-        method = serializers.ChoiceField(choices=["POST", "PUT"], required=False, default="POST")
+        method = serializers.ChoiceField(
+            choices=["POST", "PUT"], required=False, default="POST"
+        )
 
     throttle_scope = "uploads"
 
@@ -243,10 +294,14 @@ class PartDirectUploadApi(APIView):
         },
     )
     def post(self, request: Request, project_id: str, part: int) -> Response:
-        project = selectors.project_get(token=request_token(request), project_id=project_id)
+        project = selectors.project_get(
+            token=request_token(request), project_id=project_id
+        )
         data = self.DirectUploadInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        target = part_direct_target(project=project, part=part, method=data.validated_data["method"])
+        target = part_direct_target(
+            project=project, part=part, method=data.validated_data["method"]
+        )
         return Response({"index": part, **target})
 
 

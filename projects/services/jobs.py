@@ -27,8 +27,8 @@ from django.utils import timezone
 from django_q.brokers import get_broker
 
 from projects.models import Project
-from projects.selectors import RESULT_FILES
 from projects.pipeline import PipelineError, Preset, Progress, ReconstructionRequest
+from projects.selectors import RESULT_FILES
 from projects.services.notifications import notification_enqueue
 from projects.services.projects import project_refund
 from projects.services.queue import job_enqueue, job_enqueue_on_commit
@@ -42,7 +42,9 @@ LOG_TAIL = 30
 
 def _queue_order() -> Any:
     return Case(
-        When(token__kind="private", then=Value(0)), default=Value(1), output_field=IntegerField()
+        When(token__kind="private", then=Value(0)),
+        default=Value(1),
+        output_field=IntegerField(),
     )
 
 
@@ -64,7 +66,11 @@ def job_claim_next() -> Project | None:
             started_at=now,
             heartbeat_at=now,
             attempts=F("attempts") + 1,
-            progress={"stage": "starting", "fraction": 0.0, "log": ["Claimed by a worker."]},
+            progress={
+                "stage": "starting",
+                "fraction": 0.0,
+                "log": ["Claimed by a worker."],
+            },
         )
         if won:
             return Project.objects.select_related("token").get(pk=candidate)
@@ -100,7 +106,9 @@ class _ProgressRecorder:
 
     def on_progress(self, progress: Progress) -> None:
         with self._lock:
-            overall = (progress.stage_index + progress.fraction) / max(1, progress.stage_count)
+            overall = (progress.stage_index + progress.fraction) / max(
+                1, progress.stage_count
+            )
             elapsed = time.monotonic() - self.started
             self.state = {
                 "stage": progress.stage,
@@ -111,7 +119,9 @@ class _ProgressRecorder:
                 "counters": dict(progress.counters),
                 "message": progress.message,
                 "elapsed_seconds": round(elapsed, 1),
-                "eta_seconds": round(elapsed / overall - elapsed, 1) if overall > 0.02 else None,
+                "eta_seconds": round(elapsed / overall - elapsed, 1)
+                if overall > 0.02
+                else None,
             }
             if progress.message and (not self.log or self.log[-1] != progress.message):
                 self.log = [*self.log, progress.message][-LOG_TAIL:]
@@ -122,9 +132,9 @@ class _ProgressRecorder:
         with self._lock:
             state = {**self.state, "log": self.log}
             self._last_write = time.monotonic()
-        updated = Project.objects.filter(pk=self.project_id, status=Project.Status.PROCESSING).update(
-            progress=state, heartbeat_at=timezone.now()
-        )
+        updated = Project.objects.filter(
+            pk=self.project_id, status=Project.Status.PROCESSING
+        ).update(progress=state, heartbeat_at=timezone.now())
         if not updated:  # Cancelled (or taken away by the sweeper): stop the engine.
             self.cancel.set()
 
@@ -144,10 +154,16 @@ def _save_outputs(project: Project, out_dir: Path) -> tuple[str, dict[str, int]]
 
 def _finish_failed(project: Project, *, code: str, message: str) -> None:
     with transaction.atomic():
-        locked = Project.objects.select_for_update().select_related("token").get(pk=project.pk)
+        locked = (
+            Project.objects.select_for_update()
+            .select_related("token")
+            .get(pk=project.pk)
+        )
         if locked.status != Project.Status.PROCESSING:
             return  # Cancelled meanwhile: the cancel decided the outcome.
-        refunded = project_refund(project=locked, reason=f"Project '{locked.name}' failed: {code}")
+        refunded = project_refund(
+            project=locked, reason=f"Project '{locked.name}' failed: {code}"
+        )
         log = [*locked.progress.get("log", []), f"Failed: {message}"][-LOG_TAIL:]
         locked.status = Project.Status.FAILED
         locked.error, locked.error_code = message, code
@@ -170,7 +186,10 @@ def job_run(*, project: Project) -> None:
     recorder = _ProgressRecorder(project)
     try:
         zip_path = workdir / "input.zip"
-        with default_storage.open(project.input_path, "rb") as src, zip_path.open("wb") as dst:
+        with (
+            default_storage.open(project.input_path, "rb") as src,
+            zip_path.open("wb") as dst,
+        ):
             shutil.copyfileobj(src, dst, 1 << 20)
         request = ReconstructionRequest.from_input_path(
             zip_path,
@@ -179,7 +198,9 @@ def job_run(*, project: Project) -> None:
             preset=Preset(project.preset),
             max_image_pixels=settings.OPENSCAN_MAX_IMAGE_PIXELS,
         )
-        from projects.pipeline.runner import run_isolated  # the engine loads only in workers
+        from projects.pipeline.runner import (
+            run_isolated,
+        )  # the engine loads only in workers
 
         with recorder:
             result = run_isolated(
@@ -192,7 +213,9 @@ def job_run(*, project: Project) -> None:
     except PipelineError as exc:
         _finish_failed(project, code=exc.code, message=exc.message)
         return
-    except Exception as exc:  # Ours, not the photos': record it, never leave the job hanging.
+    except (
+        Exception
+    ) as exc:  # Ours, not the photos': record it, never leave the job hanging.
         logger.exception("project %s crashed", project.pk)
         _finish_failed(
             project,
@@ -254,30 +277,47 @@ def job_run_next() -> Project | None:
     return project
 
 
-def jobs_sweep(*, stale_after: datetime.timedelta | None = None, max_attempts: int | None = None) -> dict[str, int]:
+def jobs_sweep(
+    *, stale_after: datetime.timedelta | None = None, max_attempts: int | None = None
+) -> dict[str, int]:
     """Recover projects whose worker died, and queued projects no task will pick up.
 
     A processing project without a heartbeat for ``stale_after`` goes back to
     the queue, or fails with a reason once it has been tried ``max_attempts``
     times. Safe to run twice at once: every change is a conditional UPDATE.
     """
-    stale_after = stale_after or datetime.timedelta(seconds=settings.OPENSCAN_HEARTBEAT_STALE_SECONDS)
+    stale_after = stale_after or datetime.timedelta(
+        seconds=settings.OPENSCAN_HEARTBEAT_STALE_SECONDS
+    )
     max_attempts = max_attempts or settings.OPENSCAN_JOB_MAX_ATTEMPTS
     now = timezone.now()
     requeued = failed = 0
-    stale = Project.objects.filter(status=Project.Status.PROCESSING, heartbeat_at__lt=now - stale_after)
+    stale = Project.objects.filter(
+        status=Project.Status.PROCESSING, heartbeat_at__lt=now - stale_after
+    )
     for project in stale.select_related("token"):
         if project.attempts < max_attempts:
-            requeued += Project.objects.filter(pk=project.pk, status=Project.Status.PROCESSING, heartbeat_at=project.heartbeat_at).update(
-                status=Project.Status.QUEUED, queued_at=now, heartbeat_at=None
-            )
+            requeued += Project.objects.filter(
+                pk=project.pk,
+                status=Project.Status.PROCESSING,
+                heartbeat_at=project.heartbeat_at,
+            ).update(status=Project.Status.QUEUED, queued_at=now, heartbeat_at=None)
             job_enqueue_on_commit(project=project)
             continue
         with transaction.atomic():
-            locked = Project.objects.select_for_update().select_related("token").get(pk=project.pk)
-            if locked.status != Project.Status.PROCESSING or locked.heartbeat_at != project.heartbeat_at:
+            locked = (
+                Project.objects.select_for_update()
+                .select_related("token")
+                .get(pk=project.pk)
+            )
+            if (
+                locked.status != Project.Status.PROCESSING
+                or locked.heartbeat_at != project.heartbeat_at
+            ):
                 continue
-            project_refund(project=locked, reason=f"Project '{locked.name}' failed: worker stopped")
+            project_refund(
+                project=locked, reason=f"Project '{locked.name}' failed: worker stopped"
+            )
             locked.status = Project.Status.FAILED
             locked.error_code = "worker_died"
             locked.error = (

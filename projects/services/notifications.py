@@ -38,26 +38,36 @@ def notification_enqueue(*, project: Project) -> bool:
     if project.status not in {Project.Status.DONE, Project.Status.FAILED}:
         return False
     project_id = str(project.id)
-    transaction.on_commit(lambda: async_task("projects.tasks.project_notify", project_id, 1))
+    transaction.on_commit(
+        lambda: async_task("projects.tasks.project_notify", project_id, 1)
+    )
     return True
 
 
 def notification_resend(*, project: Project) -> None:
     """Send the alert again at the owner's request (the API and the project page)."""
     if project.token.is_public:
-        raise ApplicationError("Projects of the public token get no e-mail; use the download link.")
+        raise ApplicationError(
+            "Projects of the public token get no e-mail; use the download link."
+        )
     if not notification_enqueue(project=project):
-        raise ApplicationError("The e-mail is sent when the project has finished or failed.", status=409)
+        raise ApplicationError(
+            "The e-mail is sent when the project has finished or failed.", status=409
+        )
 
 
 def notification_message(*, project: Project) -> EmailMultiAlternatives:
     base = _base_url()
-    downloads = selectors.project_downloads(project=project, base=lambda path: base + path)
+    downloads = selectors.project_downloads(
+        project=project, base=lambda path: base + path
+    )
     context = {
         "project": project,
         "done": project.status == Project.Status.DONE,
         "page_url": f"{base}/projects/{project.id}/",
-        "download_url": next((d["url"] for d in downloads if d["name"] == "result.zip"), ""),
+        "download_url": next(
+            (d["url"] for d in downloads if d["name"] == "result.zip"), ""
+        ),
         "downloads": downloads,
         "stats": project.progress.get("stats", {}),
         "refunded": project.progress.get("refunded", False),
@@ -69,23 +79,35 @@ def notification_message(*, project: Project) -> EmailMultiAlternatives:
         body=render_to_string("projects/email/finished.txt", context),
         to=[project.token.email],
     )
-    message.attach_alternative(render_to_string("projects/email/finished.html", context), "text/html")
+    message.attach_alternative(
+        render_to_string("projects/email/finished.html", context), "text/html"
+    )
     return message
 
 
 def notification_send(*, project_id: str, attempt: int) -> str:
     """Send the alert; on an SMTP failure schedule attempt ``attempt + 1`` with backoff."""
     project = Project.objects.select_related("token").filter(pk=project_id).first()
-    if project is None or project.status not in {Project.Status.DONE, Project.Status.FAILED}:
+    if project is None or project.status not in {
+        Project.Status.DONE,
+        Project.Status.FAILED,
+    }:
         return "skipped"
     try:
         notification_message(project=project).send()
     except (smtplib.SMTPException, OSError) as exc:
         if attempt >= MAX_ATTEMPTS:
-            logger.error("giving up e-mail for project %s after %s attempts: %s", project_id, attempt, exc)
+            logger.error(
+                "giving up e-mail for project %s after %s attempts: %s",
+                project_id,
+                attempt,
+                exc,
+            )
             return "gave up"
         delay = settings.OPENSCAN_MAIL_RETRY_SECONDS * 2 ** (attempt - 1)
-        logger.warning("e-mail for project %s failed (%s); retry in %s s", project_id, exc, delay)
+        logger.warning(
+            "e-mail for project %s failed (%s); retry in %s s", project_id, exc, delay
+        )
         schedule(
             "projects.tasks.project_notify",
             project_id,
@@ -95,6 +117,7 @@ def notification_send(*, project_id: str, attempt: int) -> str:
             next_run=timezone.now() + datetime.timedelta(seconds=delay),
         )
         return f"retry {attempt + 1} in {delay} s"
-    Project.objects.filter(pk=project.pk).update(notified_at=timezone.now(), notify_count=F("notify_count") + 1)
+    Project.objects.filter(pk=project.pk).update(
+        notified_at=timezone.now(), notify_count=F("notify_count") + 1
+    )
     return "sent"
-

@@ -2,6 +2,7 @@
 
 import datetime
 import secrets
+
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -9,8 +10,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from openscan_portal.exceptions import ApplicationError
-from projects.archive import ArchiveError, ArchiveLimits, inspect_zip
 from projects import storage
+from projects.archive import ArchiveError, ArchiveLimits, inspect_zip
 from projects.models import Project
 from projects.services.queue import job_enqueue_on_commit
 from projects.services.uploads import (
@@ -23,11 +24,18 @@ from projects.services.uploads import (
 from tokens.models import Token
 from tokens.services import credit_charge, credit_refund
 
-_NAME_FORBIDDEN = set('/\\\x00') | {chr(c) for c in range(32)}
+_NAME_FORBIDDEN = set("/\\\x00") | {chr(c) for c in range(32)}
 
 
-def _validate_request(*, token: Token, name: str, photos: int, parts: int, filesize: int) -> None:
-    if not name or len(name) > 255 or set(name) & _NAME_FORBIDDEN or name.strip(" .") == "":
+def _validate_request(
+    *, token: Token, name: str, photos: int, parts: int, filesize: int
+) -> None:
+    if (
+        not name
+        or len(name) > 255
+        or set(name) & _NAME_FORBIDDEN
+        or name.strip(" .") == ""
+    ):
         raise ApplicationError(
             "The project name must be 1 to 255 characters without slashes or control "
             "characters, e.g. '2024-01-31 my vase.zip'."
@@ -107,11 +115,17 @@ def project_create(
     upload, or after resetProject) returns it with the new sizes; it is charged
     once for its current size. Raises ApplicationError (402 for missing credit).
     """
-    _validate_request(token=token, name=name, photos=photos, parts=parts, filesize=filesize)
+    _validate_request(
+        token=token, name=name, photos=photos, parts=parts, filesize=filesize
+    )
     if preset is not None and preset not in Project.Preset.values:
-        raise ApplicationError(f"preset must be one of {', '.join(Project.Preset.values)}.")
+        raise ApplicationError(
+            f"preset must be one of {', '.join(Project.Preset.values)}."
+        )
     consent = token.is_public if research_consent is None else research_consent
-    existing = Project.objects.select_for_update().filter(token=token, name=name).first()
+    existing = (
+        Project.objects.select_for_update().filter(token=token, name=name).first()
+    )
     if existing is None:
         project = Project(
             token=token,
@@ -141,7 +155,9 @@ def project_create(
         )
     same_layout = (existing.parts, existing.filesize) == (parts, filesize)
     if existing.charged and existing.charged != filesize:
-        project_refund(project=existing, reason=f"Project '{name}' created again with another size")
+        project_refund(
+            project=existing, reason=f"Project '{name}' created again with another size"
+        )
     existing.photos = photos
     if not same_layout:
         existing.parts, existing.filesize = parts, filesize
@@ -199,7 +215,9 @@ def project_start(*, project: Project) -> Project:
         with zip_path.open("rb") as fh:
             stored = default_storage.save(name, File(fh, name="input.zip"))
         try:
-            return _queue(project=project, stored=stored, image_count=len(summary.images))
+            return _queue(
+                project=project, stored=stored, image_count=len(summary.images)
+            )
         except Exception:
             default_storage.delete(stored)
             raise
@@ -210,8 +228,14 @@ def project_start(*, project: Project) -> Project:
 @transaction.atomic
 def _queue(*, project: Project, stored: str, image_count: int) -> Project:
     locked = Project.objects.select_for_update().get(pk=project.pk)
-    if locked.status != Project.Status.CREATED or locked.upload_generation != project.upload_generation:
-        raise ApplicationError("The project changed while it was being checked; start it again.", status=409)
+    if (
+        locked.status != Project.Status.CREATED
+        or locked.upload_generation != project.upload_generation
+    ):
+        raise ApplicationError(
+            "The project changed while it was being checked; start it again.",
+            status=409,
+        )
     if not locked.charged:
         _charge(locked)  # Reset refunded it and nobody created it again.
     old_input = locked.input_path
@@ -229,7 +253,11 @@ def _queue(*, project: Project, stored: str, image_count: int) -> Project:
     return locked
 
 
-_REFUNDABLE_ON_RESET = {Project.Status.CREATED, Project.Status.QUEUED, Project.Status.CANCELLED}
+_REFUNDABLE_ON_RESET = {
+    Project.Status.CREATED,
+    Project.Status.QUEUED,
+    Project.Status.CANCELLED,
+}
 
 
 @transaction.atomic
@@ -247,9 +275,13 @@ def project_reset(*, project: Project) -> Project:
             code="project_processing",
         )
     if locked.status in _REFUNDABLE_ON_RESET:
-        project_refund(project=locked, reason=f"Project '{locked.name}' reset before processing")
+        project_refund(
+            project=locked, reason=f"Project '{locked.name}' reset before processing"
+        )
     else:
-        locked.charged = 0  # Spent on the processing that happened; a new upload pays anew.
+        locked.charged = (
+            0  # Spent on the processing that happened; a new upload pays anew.
+        )
     upload_discard(project=locked)
     _delete_outputs_on_commit(locked)
     locked.status = Project.Status.CREATED
@@ -258,7 +290,9 @@ def project_reset(*, project: Project) -> Project:
     locked.error = locked.error_code = ""
     locked.progress = {}
     locked.attempts = 0
-    locked.queued_at = locked.started_at = locked.finished_at = locked.heartbeat_at = None
+    locked.queued_at = locked.started_at = locked.finished_at = locked.heartbeat_at = (
+        None
+    )
     locked.save()
     return locked
 
@@ -293,10 +327,14 @@ def project_delete(*, project: Project) -> None:
     locked = Project.objects.select_for_update().get(pk=project.pk)
     if locked.status == Project.Status.PROCESSING:
         raise ApplicationError(
-            "The project is being processed; cancel it first.", status=409, code="project_processing"
+            "The project is being processed; cancel it first.",
+            status=409,
+            code="project_processing",
         )
     if locked.status in _REFUNDABLE_ON_RESET:
-        project_refund(project=locked, reason=f"Project '{locked.name}' deleted before processing")
+        project_refund(
+            project=locked, reason=f"Project '{locked.name}' deleted before processing"
+        )
     upload_discard(project=locked)
     prefix = locked.storage_prefix
     transaction.on_commit(lambda: storage_delete_tree(prefix))
@@ -308,7 +346,10 @@ def project_cancel(*, project: Project) -> Project:
     """Cancel a queued or running project; a queued one gets its credit back."""
     locked = Project.objects.select_for_update().get(pk=project.pk)
     if locked.status == Project.Status.QUEUED:
-        project_refund(project=locked, reason=f"Project '{locked.name}' cancelled before processing")
+        project_refund(
+            project=locked,
+            reason=f"Project '{locked.name}' cancelled before processing",
+        )
     elif locked.status != Project.Status.PROCESSING:
         raise ApplicationError(
             f"The project is {locked.get_status_display().lower()}; only queued or running "

@@ -8,7 +8,11 @@ from projects.models import Project
 
 def job_enqueue(*, project_id: str = "") -> None:
     """Ask a worker to process the best queued project (see jobs.job_claim_next)."""
-    async_task("projects.tasks.project_process", project_id, task_name=f"process {project_id}"[:100])
+    async_task(
+        "projects.tasks.project_process",
+        project_id,
+        task_name=f"process {project_id}"[:100],
+    )
 
 
 def job_enqueue_on_commit(*, project: Project) -> None:

@@ -14,11 +14,19 @@ from tokens.models import Token
 
 def _expire(project_id: object, *, from_status: str, refund: bool) -> bool:
     with transaction.atomic():
-        locked = Project.objects.select_for_update().select_related("token").filter(pk=project_id).first()
+        locked = (
+            Project.objects.select_for_update()
+            .select_related("token")
+            .filter(pk=project_id)
+            .first()
+        )
         if locked is None or locked.status != from_status:
             return False  # Another sweep (or the owner) got there first.
         if refund:
-            project_refund(project=locked, reason=f"Project '{locked.name}' expired before it was started")
+            project_refund(
+                project=locked,
+                reason=f"Project '{locked.name}' expired before it was started",
+            )
         upload_discard(project=locked)
         prefix = locked.storage_prefix
         transaction.on_commit(lambda: storage_delete_tree(prefix))
@@ -36,8 +44,12 @@ def projects_expire(*, now: datetime.datetime | None = None) -> dict[str, int]:
     lock and only from the status it was found in.
     """
     now = now or timezone.now()
-    abandoned_before = now - datetime.timedelta(hours=settings.OPENSCAN_UNSTARTED_GRACE_HOURS)
-    abandoned = Project.objects.filter(status=Project.Status.CREATED, updated_at__lt=abandoned_before)
+    abandoned_before = now - datetime.timedelta(
+        hours=settings.OPENSCAN_UNSTARTED_GRACE_HOURS
+    )
+    abandoned = Project.objects.filter(
+        status=Project.Status.CREATED, updated_at__lt=abandoned_before
+    )
     unstarted = sum(
         _expire(pk, from_status=Project.Status.CREATED, refund=True)
         for pk in abandoned.values_list("pk", flat=True)[:500]
@@ -48,9 +60,15 @@ def projects_expire(*, now: datetime.datetime | None = None) -> dict[str, int]:
         (Token.Kind.PRIVATE, settings.OPENSCAN_RETENTION_DAYS_PRIVATE),
     ):
         cutoff = now - datetime.timedelta(days=days)
-        for status in (Project.Status.DONE, Project.Status.FAILED, Project.Status.CANCELLED):
-            ids = Project.objects.filter(token__kind=kind, status=status, finished_at__lt=cutoff).values_list(
-                "pk", flat=True
+        for status in (
+            Project.Status.DONE,
+            Project.Status.FAILED,
+            Project.Status.CANCELLED,
+        ):
+            ids = Project.objects.filter(
+                token__kind=kind, status=status, finished_at__lt=cutoff
+            ).values_list("pk", flat=True)
+            old += sum(
+                _expire(pk, from_status=status, refund=False) for pk in ids[:500]
             )
-            old += sum(_expire(pk, from_status=status, refund=False) for pk in ids[:500])
     return {"unstarted": unstarted, "results": old}

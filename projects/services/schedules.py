@@ -14,7 +14,14 @@ def schedules_ensure() -> list[str]:
     for name, (func, minutes) in SCHEDULES.items():
         Schedule.objects.update_or_create(
             name=name,
-            defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes, "repeats": -1},
+            defaults={
+                "func": func,
+                "schedule_type": Schedule.MINUTES,
+                "minutes": minutes,
+                "repeats": -1,
+            },
         )
-    Schedule.objects.filter(name__startswith="openscan:").exclude(name__in=SCHEDULES).delete()
+    Schedule.objects.filter(name__startswith="openscan:").exclude(
+        name__in=SCHEDULES
+    ).delete()
     return sorted(SCHEDULES)

@@ -33,7 +33,10 @@ def _check_uploadable(project: Project, *, generation: int, part: int) -> None:
             code="project_started",
         )
     if not 0 <= part < project.parts:
-        raise ApplicationError(f"The project has {project.parts} parts; there is no part {part + 1}.", status=404)
+        raise ApplicationError(
+            f"The project has {project.parts} parts; there is no part {part + 1}.",
+            status=404,
+        )
 
 
 def part_received(*, project: Project, part: int) -> int:
@@ -46,7 +49,9 @@ def part_received(*, project: Project, part: int) -> int:
 
 def parts_received(*, project: Project) -> dict[int, int]:
     rows = (
-        UploadChunk.objects.filter(project=project, generation=project.upload_generation)
+        UploadChunk.objects.filter(
+            project=project, generation=project.upload_generation
+        )
         .values("part")
         .annotate(s=Sum("size"))
     )
@@ -61,7 +66,9 @@ def _delete_files_on_commit(names: list[str]) -> None:
     transaction.on_commit(delete)
 
 
-def _stream_to_storage(project: Project, part: int, stream: BinaryIO, length: int) -> tuple[str, BodyFile]:
+def _stream_to_storage(
+    project: Project, part: int, stream: BinaryIO, length: int
+) -> tuple[str, BodyFile]:
     limit = storage.part_max_bytes()
     if length > limit:
         raise ApplicationError(
@@ -86,11 +93,15 @@ def part_replace(
     """Store a whole part (the wire protocol's POST), replacing what was sent before."""
     _check_uploadable(project, generation=generation, part=part)
     if length <= 0:
-        raise ApplicationError("The part is empty; send the bytes of the zip part as the body.")
+        raise ApplicationError(
+            "The part is empty; send the bytes of the zip part as the body."
+        )
     stored, body = _stream_to_storage(project, part, stream, length)
     if body.bytes_written <= 0:
         default_storage.delete(stored)
-        raise ApplicationError("The part is empty; send the bytes of the zip part as the body.")
+        raise ApplicationError(
+            "The part is empty; send the bytes of the zip part as the body."
+        )
     with transaction.atomic():
         # Re-read under a lock: the project may have started while the bytes streamed in.
         locked = Project.objects.select_for_update().get(pk=project.pk)
@@ -180,7 +191,9 @@ def _discard_direct_on_commit(project: Project, part: int) -> None:
         transaction.on_commit(lambda: default_storage.delete(name))
 
 
-def part_direct_target(*, project: Project, part: int, method: str = "POST") -> dict[str, object]:
+def part_direct_target(
+    *, project: Project, part: int, method: str = "POST"
+) -> dict[str, object]:
     """Where to send ``part`` straight to the storage backend (S3 presigned, Dropbox link).
 
     Raises:
@@ -235,14 +248,30 @@ def direct_parts_collect(*, project: Project) -> list[UploadChunk]:
     created: list[UploadChunk] = []
     with transaction.atomic():
         locked = Project.objects.select_for_update().get(pk=project.pk)
-        if locked.upload_generation != project.upload_generation or locked.status != Project.Status.CREATED:
-            raise ApplicationError("The project changed while it was being checked; start it again.", status=409)
+        if (
+            locked.upload_generation != project.upload_generation
+            or locked.status != Project.Status.CREATED
+        ):
+            raise ApplicationError(
+                "The project changed while it was being checked; start it again.",
+                status=409,
+            )
         for obj in accepted:
-            old = list(UploadChunk.objects.filter(project=locked, generation=locked.upload_generation, part=obj.part))
-            if len(old) == 1 and old[0].storage_name == obj.name and old[0].size == obj.size:
+            old = list(
+                UploadChunk.objects.filter(
+                    project=locked, generation=locked.upload_generation, part=obj.part
+                )
+            )
+            if (
+                len(old) == 1
+                and old[0].storage_name == obj.name
+                and old[0].size == obj.size
+            ):
                 continue
             UploadChunk.objects.filter(pk__in=[c.pk for c in old]).delete()
-            _delete_files_on_commit([c.storage_name for c in old if c.storage_name != obj.name])
+            _delete_files_on_commit(
+                [c.storage_name for c in old if c.storage_name != obj.name]
+            )
             created.append(
                 UploadChunk.objects.create(
                     project=locked,
@@ -258,7 +287,11 @@ def direct_parts_collect(*, project: Project) -> list[UploadChunk]:
 
 
 def _part_damaged(project: Project, part: int, detail: str) -> ApplicationError:
-    chunks = list(UploadChunk.objects.filter(project=project, generation=project.upload_generation, part=part))
+    chunks = list(
+        UploadChunk.objects.filter(
+            project=project, generation=project.upload_generation, part=part
+        )
+    )
     UploadChunk.objects.filter(pk__in=[c.pk for c in chunks]).delete()
     _delete_files_on_commit([c.storage_name for c in chunks])
     return ApplicationError(
@@ -314,13 +347,17 @@ def parts_join(*, project: Project, dest: Path) -> str:
                     size += len(data)
                     out.write(data)
             if size != chunk.size:
-                raise _part_damaged(project, chunk.part, f"{size} bytes read, {chunk.size} received")
+                raise _part_damaged(
+                    project, chunk.part, f"{size} bytes read, {chunk.size} received"
+                )
             if chunk.sha256 and chunk_sha.hexdigest() != chunk.sha256:
                 raise _part_damaged(project, chunk.part, "its sha256 differs")
             if content_hash is not None:
                 reported = storage.dropbox_stored_hash(chunk.storage_name)
                 if reported != content_hash.hexdigest():
-                    raise _part_damaged(project, chunk.part, "its Dropbox content hash differs")
+                    raise _part_damaged(
+                        project, chunk.part, "its Dropbox content hash differs"
+                    )
     return digest.hexdigest()
 
 
@@ -333,7 +370,9 @@ def upload_discard(*, project: Project) -> None:
     UploadChunk.objects.filter(pk__in=[c.pk for c in chunks]).delete()
     _delete_files_on_commit([c.storage_name for c in chunks])
     if storage.storage_kind() != "local":
-        prefix = storage.direct_prefix(project)  # Read now: a deleted row has no id at commit.
+        prefix = storage.direct_prefix(
+            project
+        )  # Read now: a deleted row has no id at commit.
         transaction.on_commit(lambda: storage.direct_discard(prefix=prefix))
 
 

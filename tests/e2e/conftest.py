@@ -34,8 +34,11 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (make install does it as root)")
+        pytest.fail(
+            f"{CHROMIUM} is missing: apt-get install -y chromium (make install does it as root)"
+        )
     import playwright.sync_api as playwright_api
+
     with playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS

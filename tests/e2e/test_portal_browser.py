@@ -28,7 +28,9 @@ UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 def shot(page, artifacts: Path, name: str, **kwargs) -> Path:
     path = artifacts / f"{name}.png"
-    page.evaluate("window.scrollTo(0, 0)")  # a sticky header is drawn where the page was scrolled
+    page.evaluate(
+        "window.scrollTo(0, 0)"
+    )  # a sticky header is drawn where the page was scrolled
     page.screenshot(path=str(path), full_page=kwargs.pop("full_page", True), **kwargs)
     return path
 

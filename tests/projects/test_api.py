@@ -11,15 +11,29 @@ from tokens.models import CreditLedgerEntry
 pytestmark = pytest.mark.django_db
 
 
-def _create(client: APIClient, data: bytes, parts: int = 1, name: str = "vase.zip", photos: int = 4) -> dict:
-    r = client.post("/api/v1/projects/", {"name": name, "photos": photos, "filesize": len(data), "parts": parts}, format="json")
+def _create(
+    client: APIClient,
+    data: bytes,
+    parts: int = 1,
+    name: str = "vase.zip",
+    photos: int = 4,
+) -> dict:
+    r = client.post(
+        "/api/v1/projects/",
+        {"name": name, "photos": photos, "filesize": len(data), "parts": parts},
+        format="json",
+    )
     assert r.status_code == 201, r.content
     return r.json()
 
 
 def _patch(client: APIClient, url: str, offset: int, body: bytes):
     return client.generic(
-        "PATCH", url, body, content_type="application/offset+octet-stream", HTTP_UPLOAD_OFFSET=str(offset)
+        "PATCH",
+        url,
+        body,
+        content_type="application/offset+octet-stream",
+        HTTP_UPLOAD_OFFSET=str(offset),
     )
 
 
@@ -32,7 +46,12 @@ def test_anonymous_requests_get_401_with_a_reason(api_client):
     r = api_client.get("/api/v1/projects/")
     assert r.status_code == 401 and r.json()["error"]
     assert r.headers["WWW-Authenticate"].startswith("Bearer")
-    assert api_client.get("/api/v1/token/", HTTP_AUTHORIZATION="Bearer osp_wrong").status_code == 401
+    assert (
+        api_client.get(
+            "/api/v1/token/", HTTP_AUTHORIZATION="Bearer osp_wrong"
+        ).status_code
+        == 401
+    )
 
 
 @pytest.mark.parametrize("keyword", ["Bearer", "Token"])
@@ -40,10 +59,15 @@ def test_both_header_keywords_work(private_token, keyword):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"{keyword} {private_token[1]}")
     body = client.get("/api/v1/token/").json()
-    assert body["credit"] == 10_000_000_000 and body["masked_key"] == private_token[0].masked_key
+    assert (
+        body["credit"] == 10_000_000_000
+        and body["masked_key"] == private_token[0].masked_key
+    )
 
 
-def test_resumable_upload_survives_an_interruption_and_starts(token_client, private_token):
+def test_resumable_upload_survives_an_interruption_and_starts(
+    token_client, private_token
+):
     data = zip_bytes(photo_set(4, size=(100, 80)))
     project = _create(token_client, data)
     url = project["parts"][0]["upload_url"]
@@ -77,14 +101,18 @@ def test_multi_part_resumable_upload(token_client, settings):
         assert _patch(token_client, part["upload_url"], 0, body).status_code == 204
     detail = token_client.get(f"/api/v1/projects/{project['id']}/").json()
     assert [p["received"] for p in detail["parts"]] == [len(p) for p in parts]
-    assert token_client.post(f"/api/v1/projects/{project['id']}/start/").status_code == 200
+    assert (
+        token_client.post(f"/api/v1/projects/{project['id']}/start/").status_code == 200
+    )
 
 
 def test_start_with_missing_bytes_is_a_400_naming_the_part(token_client):
     data = zip_bytes(photo_set(3))
     project = _create(token_client, data)
     r = token_client.post(f"/api/v1/projects/{project['id']}/start/")
-    assert r.status_code == 400 and "Part(s) 1 of 1 have not arrived" in r.json()["error"]
+    assert (
+        r.status_code == 400 and "Part(s) 1 of 1 have not arrived" in r.json()["error"]
+    )
 
 
 def test_another_users_project_is_404_everywhere(token_client, make_token):
@@ -104,19 +132,29 @@ def test_another_users_project_is_404_everywhere(token_client, make_token):
     assert Project.objects.filter(pk=project["id"]).exists()
 
 
-def test_list_detail_and_delete_refunds_an_unprocessed_project(token_client, private_token):
+def test_list_detail_and_delete_refunds_an_unprocessed_project(
+    token_client, private_token
+):
     data = zip_bytes(photo_set(3))
     project = _create(token_client, data)
-    assert [p["id"] for p in token_client.get("/api/v1/projects/").json()] == [project["id"]]
+    assert [p["id"] for p in token_client.get("/api/v1/projects/").json()] == [
+        project["id"]
+    ]
     assert token_client.delete(f"/api/v1/projects/{project['id']}/").status_code == 204
     token = private_token[0]
     token.refresh_from_db()
     assert token.credit == 10_000_000_000
-    assert list(CreditLedgerEntry.objects.filter(token=token).values_list("kind", flat=True)) == ["refund", "charge", "grant"]
+    assert list(
+        CreditLedgerEntry.objects.filter(token=token).values_list("kind", flat=True)
+    ) == ["refund", "charge", "grant"]
 
 
 def test_bad_input_is_a_400_with_field_reasons(token_client):
-    r = token_client.post("/api/v1/projects/", {"name": "x", "photos": 0, "filesize": 10, "parts": 1}, format="json")
+    r = token_client.post(
+        "/api/v1/projects/",
+        {"name": "x", "photos": 0, "filesize": 10, "parts": 1},
+        format="json",
+    )
     assert r.status_code == 400 and r.json()["fields"]["photos"]
     assert not Project.objects.exists()
 
@@ -129,7 +167,9 @@ def test_public_token_cannot_list_projects(public_token, settings):
 
 
 def test_session_user_acts_with_their_token(make_token):
-    user = get_user_model().objects.create_user("ada", "ada@example.org", "pw-long-enough-1")
+    user = get_user_model().objects.create_user(
+        "ada", "ada@example.org", "pw-long-enough-1"
+    )
     token, _ = make_token(user=user)
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(user)
@@ -137,12 +177,16 @@ def test_session_user_acts_with_their_token(make_token):
     body = {"name": "s.zip", "photos": 3, "filesize": 100, "parts": 1}
     refused = client.post("/api/v1/projects/", body, format="json")
     assert refused.status_code == 403 and "CSRF" in refused.json()["error"]
-    client.get("/api/v1/token/")  # no page sets the cookie yet: take a token the way a page would
+    client.get(
+        "/api/v1/token/"
+    )  # no page sets the cookie yet: take a token the way a page would
     from django.middleware.csrf import _get_new_csrf_string
 
     secret = _get_new_csrf_string()
     client.cookies["csrftoken"] = secret
-    accepted = client.post("/api/v1/projects/", body, format="json", HTTP_X_CSRFTOKEN=secret)
+    accepted = client.post(
+        "/api/v1/projects/", body, format="json", HTTP_X_CSRFTOKEN=secret
+    )
     assert accepted.status_code == 201 and Project.objects.get().token == token
 
 
@@ -154,7 +198,10 @@ def test_ledger_endpoint_lists_movements(token_client):
 
 def test_schema_and_docs_are_served_without_a_cdn(api_client):
     schema = api_client.get("/api/schema/")
-    assert schema.status_code == 200 and b"/api/v1/projects/{project_id}/parts/{part}/" in schema.content
+    assert (
+        schema.status_code == 200
+        and b"/api/v1/projects/{project_id}/parts/{part}/" in schema.content
+    )
     docs = api_client.get("/api/docs/")
     assert docs.status_code == 200
     html = docs.content.decode()

@@ -11,7 +11,12 @@ import pytest
 from projects.archive import ArchiveError, ArchiveLimits, extract_images, inspect_zip
 from tests.images import jpeg_bytes, png_bytes, png_header_only, zip_bytes
 
-LIMITS = ArchiveLimits(max_entries=100, max_uncompressed=50_000_000, max_photos=10, max_image_pixels=120_000_000)
+LIMITS = ArchiveLimits(
+    max_entries=100,
+    max_uncompressed=50_000_000,
+    max_photos=10,
+    max_image_pixels=120_000_000,
+)
 
 
 def _write(tmp_path: Path, data: bytes) -> Path:
@@ -105,7 +110,12 @@ def test_too_many_entries_and_too_many_photos(tmp_path):
 @pytest.mark.parametrize("side", [10_000, 20_000])
 def test_pixel_floods_are_refused_at_the_header(tmp_path, side):
     data = zip_bytes({"ok.jpg": jpeg_bytes(), "flood.png": png_header_only(side, side)})
-    limits = ArchiveLimits(max_entries=100, max_uncompressed=50_000_000, max_photos=10, max_image_pixels=50_000_000)
+    limits = ArchiveLimits(
+        max_entries=100,
+        max_uncompressed=50_000_000,
+        max_photos=10,
+        max_image_pixels=50_000_000,
+    )
     with pytest.raises(ArchiveError, match="'flood.png' (has|declares)"):
         inspect_zip(_write(tmp_path, data), limits=limits)
 
@@ -132,8 +142,14 @@ def test_not_a_zip_and_no_photos(tmp_path):
 
 
 def test_extract_writes_only_generated_names_inside_dest(tmp_path):
-    data = zip_bytes({"deep/dir/IMG 1.JPG": jpeg_bytes(seed=1), "IMG_2.jpg": jpeg_bytes(seed=2)})
+    data = zip_bytes(
+        {"deep/dir/IMG 1.JPG": jpeg_bytes(seed=1), "IMG_2.jpg": jpeg_bytes(seed=2)}
+    )
     dest = tmp_path / "out"
     paths = extract_images(_write(tmp_path, data), dest, limits=LIMITS)
     assert [p.name for p in paths] == ["0000_IMG_2.jpg", "0001_IMG_1.jpg"]
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["0000_IMG_2.jpg", "0001_IMG_1.jpg", "in.zip"]
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
+        "0000_IMG_2.jpg",
+        "0001_IMG_1.jpg",
+        "in.zip",
+    ]

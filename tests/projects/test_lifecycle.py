@@ -23,7 +23,13 @@ GB = 1_000_000_000
 
 
 def _project(token, status: str, **fields) -> Project:
-    project = project_create(token=token, name=f"{status}-{timezone.now().timestamp()}.zip", photos=3, parts=1, filesize=1000)
+    project = project_create(
+        token=token,
+        name=f"{status}-{timezone.now().timestamp()}.zip",
+        photos=3,
+        parts=1,
+        filesize=1000,
+    )
     Project.objects.filter(pk=project.pk).update(status=status, **fields)
     project.refresh_from_db()
     return project
@@ -35,7 +41,9 @@ def _project(token, status: str, **fields) -> Project:
 def test_sweeper_requeues_a_project_whose_heartbeat_stopped(private_token):
     stale = timezone.now() - datetime.timedelta(minutes=5)
     project = _project(private_token[0], "processing", heartbeat_at=stale, attempts=1)
-    fresh = _project(private_token[0], "processing", heartbeat_at=timezone.now(), attempts=1)
+    fresh = _project(
+        private_token[0], "processing", heartbeat_at=timezone.now(), attempts=1
+    )
 
     result = jobs.jobs_sweep()
 
@@ -45,7 +53,9 @@ def test_sweeper_requeues_a_project_whose_heartbeat_stopped(private_token):
     assert project.status == "queued" and fresh.status == "processing"
 
 
-def test_sweeper_fails_a_project_after_max_attempts_with_a_reason_and_a_refund(private_token):
+def test_sweeper_fails_a_project_after_max_attempts_with_a_reason_and_a_refund(
+    private_token,
+):
     token = private_token[0]
     stale = timezone.now() - datetime.timedelta(minutes=5)
     project = _project(token, "processing", heartbeat_at=stale, attempts=3)
@@ -61,7 +71,9 @@ def test_sweeper_fails_a_project_after_max_attempts_with_a_reason_and_a_refund(p
     assert CreditLedgerEntry.objects.filter(token=token, kind="refund").count() == 1
 
 
-def test_claim_takes_private_projects_before_public_ones_queued_earlier(private_token, public_token):
+def test_claim_takes_private_projects_before_public_ones_queued_earlier(
+    private_token, public_token
+):
     early = timezone.now() - datetime.timedelta(hours=1)
     public = _project(public_token, "queued", queued_at=early)
     private = _project(private_token[0], "queued", queued_at=timezone.now())
@@ -90,15 +102,21 @@ def test_cancel_a_queued_project_refunds_and_a_done_one_is_refused(private_token
     with pytest.raises(ApplicationError, match="only queued or running"):
         project_cancel(project=done)
     token.refresh_from_db()
-    assert token.credit == 10 * GB - 1000  # the done project stays paid, the cancelled one is back
+    assert (
+        token.credit == 10 * GB - 1000
+    )  # the done project stays paid, the cancelled one is back
 
 
 # --- retention ---------------------------------------------------------------
 
 
-def test_unstarted_projects_expire_after_the_grace_period_with_a_refund(private_token, django_capture_on_commit_callbacks):
+def test_unstarted_projects_expire_after_the_grace_period_with_a_refund(
+    private_token, django_capture_on_commit_callbacks
+):
     token = private_token[0]
-    old = _project(token, "created", updated_at=timezone.now() - datetime.timedelta(hours=25))
+    old = _project(
+        token, "created", updated_at=timezone.now() - datetime.timedelta(hours=25)
+    )
     recent = _project(token, "created")
     default_storage.save(f"{old.storage_prefix}/upload/0000-x.bin", ContentFile(b"abc"))
 
@@ -109,24 +127,46 @@ def test_unstarted_projects_expire_after_the_grace_period_with_a_refund(private_
     old.refresh_from_db()
     recent.refresh_from_db()
     token.refresh_from_db()
-    assert first == {"unstarted": 1, "results": 0} and second == {"unstarted": 0, "results": 0}
+    assert first == {"unstarted": 1, "results": 0} and second == {
+        "unstarted": 0,
+        "results": 0,
+    }
     assert old.status == "expired" and recent.status == "created"
     assert not default_storage.exists(f"{old.storage_prefix}/upload/0000-x.bin")
     assert token.credit == 10 * GB - 1000
-    assert CreditLedgerEntry.objects.filter(token=token, kind="refund", project_ref=str(old.pk)).count() == 1
+    assert (
+        CreditLedgerEntry.objects.filter(
+            token=token, kind="refund", project_ref=str(old.pk)
+        ).count()
+        == 1
+    )
 
 
 def test_results_expire_after_retention_per_token_kind(private_token, public_token):
     now = timezone.now()
-    public_old = _project(public_token, "done", finished_at=now - datetime.timedelta(days=31), result_path="x")
-    private_31 = _project(private_token[0], "done", finished_at=now - datetime.timedelta(days=31), result_path="y")
-    private_old = _project(private_token[0], "failed", finished_at=now - datetime.timedelta(days=366))
+    public_old = _project(
+        public_token,
+        "done",
+        finished_at=now - datetime.timedelta(days=31),
+        result_path="x",
+    )
+    private_31 = _project(
+        private_token[0],
+        "done",
+        finished_at=now - datetime.timedelta(days=31),
+        result_path="y",
+    )
+    private_old = _project(
+        private_token[0], "failed", finished_at=now - datetime.timedelta(days=366)
+    )
     ledger_rows = CreditLedgerEntry.objects.count()
 
     assert retention.projects_expire() == {"unstarted": 0, "results": 2}
 
     statuses = {p.pk: p.status for p in Project.objects.all()}
-    assert statuses[public_old.pk] == "expired" and statuses[private_old.pk] == "expired"
+    assert (
+        statuses[public_old.pk] == "expired" and statuses[private_old.pk] == "expired"
+    )
     assert statuses[private_31.pk] == "done"
     assert CreditLedgerEntry.objects.count() == ledger_rows
 
@@ -136,7 +176,9 @@ def test_results_expire_after_retention_per_token_kind(private_token, public_tok
 def test_two_expiry_runs_at_once_expire_each_project_once(private_token):
     token = private_token[0]
     for _ in range(5):
-        _project(token, "created", updated_at=timezone.now() - datetime.timedelta(days=2))
+        _project(
+            token, "created", updated_at=timezone.now() - datetime.timedelta(days=2)
+        )
     results: list[dict] = []
     barrier = threading.Barrier(2)
 
@@ -187,20 +229,29 @@ def smtp_server(settings):
     controller.stop()
 
 
-def test_finished_private_project_mails_its_owner_with_links(smtp_server, private_token):
+def test_finished_private_project_mails_its_owner_with_links(
+    smtp_server, private_token
+):
     project = _project(
         private_token[0],
         "done",
         result_path="r",
-        progress={"files": {"result.zip": 1234}, "stats": {"images_registered": 41, "images_total": 48, "faces": 5000}},
+        progress={
+            "files": {"result.zip": 1234},
+            "stats": {"images_registered": 41, "images_total": 48, "faces": 5000},
+        },
     )
 
-    assert notifications.notification_send(project_id=str(project.pk), attempt=1) == "sent"
+    assert (
+        notifications.notification_send(project_id=str(project.pk), attempt=1) == "sent"
+    )
 
     (envelope,) = smtp_server.messages
     text = envelope.content.decode()
     assert envelope.rcpt_tos == [private_token[0].email]
-    assert f"Subject: Your 3D model '{project.name.removesuffix('.zip')}' is ready" in text
+    assert (
+        f"Subject: Your 3D model '{project.name.removesuffix('.zip')}' is ready" in text
+    )
     assert f"https://portal.example.org/projects/{project.pk}/" in text
     assert "https://portal.example.org/d/" in text and "41 of 48 photos" in text
     assert "text/html" in text
@@ -209,28 +260,51 @@ def test_finished_private_project_mails_its_owner_with_links(smtp_server, privat
 
 
 def test_failed_project_mail_says_why_and_what_to_try(smtp_server, private_token):
-    project = _project(private_token[0], "failed", error="only 3 of 40 photos could be placed", progress={"refunded": True})
+    project = _project(
+        private_token[0],
+        "failed",
+        error="only 3 of 40 photos could be placed",
+        progress={"refunded": True},
+    )
     notifications.notification_send(project_id=str(project.pk), attempt=1)
     text = smtp_server.messages[0].content.decode()
-    assert "could not be processed" in text and "only 3 of 40 photos" in text and "refunded" in text
+    assert (
+        "could not be processed" in text
+        and "only 3 of 40 photos" in text
+        and "refunded" in text
+    )
 
 
-def test_smtp_down_schedules_a_retry_with_backoff_and_leaves_the_project_alone(settings, private_token):
+def test_smtp_down_schedules_a_retry_with_backoff_and_leaves_the_project_alone(
+    settings, private_token
+):
     port = _free_port()  # closed again: nothing listens there
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 2
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = (
+        "127.0.0.1",
+        port,
+        2,
+    )
     project = _project(private_token[0], "done", result_path="r")
 
-    assert notifications.notification_send(project_id=str(project.pk), attempt=2) == "retry 3 in 120 s"
+    assert (
+        notifications.notification_send(project_id=str(project.pk), attempt=2)
+        == "retry 3 in 120 s"
+    )
 
     retry = Schedule.objects.get(name=f"openscan-mail:{project.pk}:3")
-    assert retry.func == "projects.tasks.project_notify" and retry.schedule_type == Schedule.ONCE
+    assert (
+        retry.func == "projects.tasks.project_notify"
+        and retry.schedule_type == Schedule.ONCE
+    )
     assert 110 < (retry.next_run - timezone.now()).total_seconds() <= 120
     project.refresh_from_db()
     assert project.status == "done" and project.notify_count == 0
 
 
-def test_public_projects_get_no_mail_and_resend_says_so(public_token, django_capture_on_commit_callbacks):
+def test_public_projects_get_no_mail_and_resend_says_so(
+    public_token, django_capture_on_commit_callbacks
+):
     project = _project(public_token, "done")
     with django_capture_on_commit_callbacks() as callbacks:
         assert notifications.notification_enqueue(project=project) is False
@@ -239,7 +313,9 @@ def test_public_projects_get_no_mail_and_resend_says_so(public_token, django_cap
         notifications.notification_resend(project=project)
 
 
-def test_finishing_a_job_queues_the_alert_after_commit(private_token, django_capture_on_commit_callbacks):
+def test_finishing_a_job_queues_the_alert_after_commit(
+    private_token, django_capture_on_commit_callbacks
+):
     project = _project(private_token[0], "failed", error="x")
     with django_capture_on_commit_callbacks(execute=True):
         jobs.job_after_finish(project=project)
@@ -249,28 +325,45 @@ def test_finishing_a_job_queues_the_alert_after_commit(private_token, django_cap
 # --- public burst limit --------------------------------------------------------
 
 
-def test_public_burst_limit_refuses_with_a_reason_per_address(settings, public_token, private_token):
+def test_public_burst_limit_refuses_with_a_reason_per_address(
+    settings, public_token, private_token
+):
     settings.OPENSCAN_PUBLIC_BURST_BYTES = 3 * GB
     throttles.public_burst_consume(token=public_token, ip="10.0.0.1", amount=2 * GB)
-    with pytest.raises(ApplicationError, match="limit is 3000000000 per 10 minutes") as info:
+    with pytest.raises(
+        ApplicationError, match="limit is 3000000000 per 10 minutes"
+    ) as info:
         throttles.public_burst_consume(token=public_token, ip="10.0.0.1", amount=2 * GB)
     assert info.value.status == 429
     throttles.public_burst_consume(token=public_token, ip="10.0.0.2", amount=2 * GB)
-    throttles.public_burst_consume(token=private_token[0], ip="10.0.0.1", amount=50 * GB)
+    throttles.public_burst_consume(
+        token=private_token[0], ip="10.0.0.1", amount=50 * GB
+    )
 
 
-def test_resend_endpoint_queues_the_mail_for_a_finished_project(token_client, private_token):
+def test_resend_endpoint_queues_the_mail_for_a_finished_project(
+    token_client, private_token
+):
     project = _project(private_token[0], "done", result_path="r")
     pending = _project(private_token[0], "queued")
-    assert token_client.post(f"/api/v1/projects/{project.pk}/notify/").status_code == 202
+    assert (
+        token_client.post(f"/api/v1/projects/{project.pk}/notify/").status_code == 202
+    )
     r = token_client.post(f"/api/v1/projects/{pending.pk}/notify/")
     assert r.status_code == 409 and "finished or failed" in r.json()["error"]
 
 
 def test_status_endpoint_is_small_and_private(token_client, private_token, make_token):
-    project = _project(private_token[0], "processing", progress={"stage": "dense", "counters": {"registered": 41, "images": 48}})
+    project = _project(
+        private_token[0],
+        "processing",
+        progress={"stage": "dense", "counters": {"registered": 41, "images": 48}},
+    )
     body = token_client.get(f"/api/v1/projects/{project.pk}/status/").json()
-    assert body["wire_status"] == "processing started" and body["progress"]["counters"]["registered"] == 41
+    assert (
+        body["wire_status"] == "processing started"
+        and body["progress"]["counters"]["registered"] == 41
+    )
     from rest_framework.test import APIClient
 
     other = APIClient()

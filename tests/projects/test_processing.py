@@ -10,31 +10,18 @@ import requests
 from django.core.files.storage import default_storage
 
 from projects.models import Project
-from projects.services import jobs, part_replace, project_create, project_start
+from projects.services import jobs
 from tests.images import jpeg_bytes, zip_bytes
+from tests.projects.conftest import queue_project
 from tokens.models import CreditLedgerEntry
 
 pytestmark = [pytest.mark.engine, pytest.mark.django_db(transaction=True)]
 GB = 1_000_000_000
 
 
-@pytest.fixture(scope="session")
-def turntable_zip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    from benchmarks.synthetic import generate, spec_for
-
-    root = generate(tmp_path_factory.mktemp("portal-turntable"), spec_for(24, 400, 300, supersample=1))
-    images = sorted((root / "images").iterdir())
-    return zip_bytes({p.name: p.read_bytes() for p in images})
-
-
-def queue_project(token, data: bytes, *, name: str = "statuette.zip", photos: int = 24, preset: str = "fast") -> Project:
-    """Create, upload and start a project exactly as the wire API does."""
-    project = project_create(token=token, name=name, photos=photos, parts=1, filesize=len(data), preset=preset)
-    part_replace(project=project, generation=project.upload_generation, part=0, stream=io.BytesIO(data), length=len(data))
-    return project_start(project=project)
-
-
-def test_real_engine_turns_a_generated_turntable_into_a_textured_model(private_token, turntable_zip, live_server):
+def test_real_engine_turns_a_generated_turntable_into_a_textured_model(
+    private_token, turntable_zip, live_server
+):
     token, key = private_token
     project = queue_project(token, turntable_zip)
 
@@ -47,12 +34,23 @@ def test_real_engine_turns_a_generated_turntable_into_a_textured_model(private_t
     assert stats["images_registered"] == stats["images_total"] == 24
     assert stats["faces"] > 1000
     files = project.progress["files"]
-    for name in ("result.zip", "model.glb", "model.obj", "model.mtl", "points.ply", "cameras.json", "report.json"):
+    for name in (
+        "result.zip",
+        "model.glb",
+        "model.obj",
+        "model.mtl",
+        "points.ply",
+        "cameras.json",
+        "report.json",
+    ):
         assert files.get(name, 0) > 0, name
         assert default_storage.exists(f"{project.result_path}/{name}")
     # The wire client's view: a dlink that downloads a zip with safe names and an .obj inside.
     info = requests.get(
-        live_server.url + "/getProjectInfo", params={"token": key, "project": project.name}, auth=("openscan", "free"), timeout=30
+        live_server.url + "/getProjectInfo",
+        params={"token": key, "project": project.name},
+        auth=("openscan", "free"),
+        timeout=30,
     ).json()
     assert info["status"] == "processing done" and info["dlink"]
     body = requests.get(info["dlink"], params={"dl": "1"}, timeout=60)
@@ -65,12 +63,16 @@ def test_real_engine_turns_a_generated_turntable_into_a_textured_model(private_t
         cameras = json.load(fh)
     assert len(cameras["cameras"] if isinstance(cameras, dict) else cameras) == 24
     token.refresh_from_db()
-    assert token.credit == 10 * GB - len(turntable_zip)  # charged once, kept: a model was delivered
+    assert token.credit == 10 * GB - len(
+        turntable_zip
+    )  # charged once, kept: a model was delivered
 
 
 def test_photos_that_cannot_be_placed_fail_in_words_with_a_refund(private_token):
     token, _ = private_token
-    noise = zip_bytes({f"IMG_{i:03d}.jpg": jpeg_bytes(320, 240, seed=100 + i) for i in range(12)})
+    noise = zip_bytes(
+        {f"IMG_{i:03d}.jpg": jpeg_bytes(320, 240, seed=100 + i) for i in range(12)}
+    )
     project = queue_project(token, noise, name="noise.zip", photos=12)
 
     jobs.job_run_next()
@@ -78,13 +80,24 @@ def test_photos_that_cannot_be_placed_fail_in_words_with_a_refund(private_token)
     project.refresh_from_db()
     token.refresh_from_db()
     assert project.status == "failed"
-    assert project.error_code in {"too_few_registered", "unreadable_images", "no_images"}
+    assert project.error_code in {
+        "too_few_registered",
+        "unreadable_images",
+        "no_images",
+    }
     assert "photos" in project.error and len(project.error) > 30
     assert token.credit == 10 * GB
-    assert CreditLedgerEntry.objects.filter(token=token, kind="refund", project_ref=str(project.pk)).count() == 1
+    assert (
+        CreditLedgerEntry.objects.filter(
+            token=token, kind="refund", project_ref=str(project.pk)
+        ).count()
+        == 1
+    )
 
 
-def test_a_job_over_its_time_limit_fails_with_time_limit(private_token, turntable_zip, settings):
+def test_a_job_over_its_time_limit_fails_with_time_limit(
+    private_token, turntable_zip, settings
+):
     settings.OPENSCAN_JOB_TIMEOUT_SECONDS = 3
     token, _ = private_token
     project = queue_project(token, turntable_zip, name="slow.zip")
@@ -94,7 +107,9 @@ def test_a_job_over_its_time_limit_fails_with_time_limit(private_token, turntabl
     project.refresh_from_db()
     assert project.status == "failed" and project.error_code == "time_limit"
     assert "time limit" in project.error.lower()
-    assert Path(project.storage_prefix).name  # the row stays for the ledger and the page
+    assert Path(
+        project.storage_prefix
+    ).name  # the row stays for the ledger and the page
 
 
 def test_cancelling_a_running_job_stops_the_engine(private_token, turntable_zip):
@@ -128,7 +143,9 @@ def test_cancelling_a_running_job_stops_the_engine(private_token, turntable_zip)
     assert project.status == "cancelled" and not project.result_path
 
 
-def test_openscan_upload_full_trip_against_the_live_portal(private_token, turntable_zip, live_server, tmp_path):
+def test_openscan_upload_full_trip_against_the_live_portal(
+    private_token, turntable_zip, live_server, tmp_path
+):
     """The real CLI: validate, tag, upload, wait for the real engine, download and unpack."""
     import threading
 
@@ -153,8 +170,20 @@ def test_openscan_upload_full_trip_against_the_live_portal(private_token, turnta
     thread.start()
     try:
         code = cli.main(
-            ["upload", str(folder), "--server", live_server.url, "--token", private_token[1],
-             "--min-pixels", "0", "--wait", "--download", str(tmp_path / "out"), "--quiet"]
+            [
+                "upload",
+                str(folder),
+                "--server",
+                live_server.url,
+                "--token",
+                private_token[1],
+                "--min-pixels",
+                "0",
+                "--wait",
+                "--download",
+                str(tmp_path / "out"),
+                "--quiet",
+            ]
         )
     finally:
         stop.set()
@@ -163,8 +192,13 @@ def test_openscan_upload_full_trip_against_the_live_portal(private_token, turnta
     (project,) = Project.objects.all()
     assert project.status == "done"
     unpacked = next(p for p in (tmp_path / "out").iterdir() if p.is_dir())
-    assert {"model.glb", "model.obj", "model.mtl", "cameras.json"} <= {p.name for p in unpacked.iterdir()}
-    assert CreditLedgerEntry.objects.filter(token=private_token[0], kind="charge").count() == 1
+    assert {"model.glb", "model.obj", "model.mtl", "cameras.json"} <= {
+        p.name for p in unpacked.iterdir()
+    }
+    assert (
+        CreditLedgerEntry.objects.filter(token=private_token[0], kind="charge").count()
+        == 1
+    )
 
 
 def test_manage_py_reconstruct_runs_the_pipeline_locally(tmp_path, capsys):
@@ -176,5 +210,12 @@ def test_manage_py_reconstruct_runs_the_pipeline_locally(tmp_path, capsys):
     for i in range(6):
         (folder / f"IMG_{i}.jpg").write_bytes(jpeg_bytes(320, 240, seed=300 + i))
     with pytest.raises(CommandError, match="reconstruction failed"):
-        call_command("reconstruct", str(folder), "--out", str(tmp_path / "out"), "--preset", "fast")
+        call_command(
+            "reconstruct",
+            str(folder),
+            "--out",
+            str(tmp_path / "out"),
+            "--preset",
+            "fast",
+        )
     assert "FAILED (" in capsys.readouterr().err

@@ -14,18 +14,22 @@ pytestmark = pytest.mark.django_db
 def _link(project: Project, part: int = 0) -> str:
     from projects import links
 
-    return links.upload_path(project_id=project.id, generation=project.upload_generation, part=part)
+    return links.upload_path(
+        project_id=project.id, generation=project.upload_generation, part=part
+    )
 
 
 @pytest.fixture
 def project(private_token):
-    return project_create(token=private_token[0], name="scan.zip", photos=3, parts=2, filesize=400)
+    return project_create(
+        token=private_token[0], name="scan.zip", photos=3, parts=2, filesize=400
+    )
 
 
 def _post(path: str, body: bytes, **extra: str):
-    return Client().post(path, data=body, content_type="application/octet-stream", **extra)
-
-
+    return Client().post(
+        path, data=body, content_type="application/octet-stream", **extra
+    )
 
 
 @pytest.mark.parametrize(("seconds", "status"), [(14_399, 200), (14_401, 410)])
@@ -44,7 +48,9 @@ def test_upload_link_expires_after_4_hours(project, seconds, status):
 def test_forged_or_swapped_links_are_refused(project, private_token):
     path = _link(project)
     flipped = path[:-3] + ("A" if path[-3] != "A" else "B") + path[-2:]
-    other = project_create(token=private_token[0], name="other.zip", photos=3, parts=2, filesize=400)
+    other = project_create(
+        token=private_token[0], name="other.zip", photos=3, parts=2, filesize=400
+    )
     signed_for_other = _link(other, 1)
     assert _post(flipped, b"x").status_code == 403
     assert _post(signed_for_other, b"x" * 10).status_code == 200
@@ -59,7 +65,9 @@ def test_links_of_an_earlier_upload_stop_working_after_reset(project):
     assert r.status_code == 410 and "earlier upload" in r.json()["error"]
 
 
-def test_oversize_part_is_refused_before_reading_and_nothing_is_stored(project, settings):
+def test_oversize_part_is_refused_before_reading_and_nothing_is_stored(
+    project, settings
+):
     settings.OPENSCAN_PART_MAX_BYTES = 100
     r = _post(_link(project), b"x" * 101)
     assert r.status_code == 413 and "at most 100 bytes" in r.json()["error"]
@@ -86,13 +94,21 @@ def test_body_ending_early_stores_nothing(project):
     from projects.services import part_replace
 
     with pytest.raises(ApplicationError, match="ended early"):
-        part_replace(project=project, generation=1, part=0, stream=Short(b"x" * 50), length=200)
+        part_replace(
+            project=project, generation=1, part=0, stream=Short(b"x" * 50), length=200
+        )
     assert not UploadChunk.objects.exists()
 
 
 def test_start_then_upload_is_refused(project, private_token):
     data = zip_bytes(photo_set(3))
-    p = project_create(token=private_token[0], name="started.zip", photos=3, parts=1, filesize=len(data))
+    p = project_create(
+        token=private_token[0],
+        name="started.zip",
+        photos=3,
+        parts=1,
+        filesize=len(data),
+    )
     assert _post(_link(p), data).status_code == 200
     from projects.services import project_start
 

@@ -15,9 +15,13 @@ from django.utils import timezone
 
 from projects.models import Project
 from projects.services import jobs
-from tests.projects.test_processing import queue_project, turntable_zip  # noqa: F401  (fixture)
+from tests.projects.conftest import queue_project
 
-pytestmark = [pytest.mark.engine, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.engine,
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -37,8 +41,12 @@ def _cluster_env(**extra: str) -> dict[str, str]:
 
 def _start_cluster(env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
-        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -61,7 +69,9 @@ def _wait_terminal(ids: list, timeout: float) -> dict:
 
 
 def _descendants(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=,ppid=", "-e"], capture_output=True, text=True).stdout.split("\n")
+    out = subprocess.run(
+        ["ps", "-o", "pid=,ppid=", "-e"], capture_output=True, text=True
+    ).stdout.split("\n")
     children: dict[int, list[int]] = {}
     for line in out:
         if line.strip():
@@ -75,16 +85,29 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def test_two_workers_on_redis_process_a_batch_once_each(private_token, turntable_zip, tmp_path):  # noqa: F811
+def test_two_workers_on_redis_process_a_batch_once_each(
+    private_token, turntable_zip, tmp_path
+):
     token, _ = private_token
-    projects = [queue_project(token, turntable_zip, name=f"batch-{i}.zip") for i in range(3)]
+    projects = [
+        queue_project(token, turntable_zip, name=f"batch-{i}.zip") for i in range(3)
+    ]
     env = _cluster_env(REDIS_URL="redis://127.0.0.1:6379/15")
-    subprocess.run(["redis-cli", "-n", "15", "FLUSHDB"], check=True, capture_output=True)
+    subprocess.run(
+        ["redis-cli", "-n", "15", "FLUSHDB"], check=True, capture_output=True
+    )
     # Projects were queued on the ORM broker by this process; hand them to Redis as the web would.
     subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c",
-         "from projects.services.queue import job_enqueue\nfor _ in range(3): job_enqueue()"],
-        cwd=ROOT, env=env, check=True,
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from projects.services.queue import job_enqueue\nfor _ in range(3): job_enqueue()",
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
     )
     clusters = [_start_cluster(env, tmp_path / f"cluster{i}.log") for i in range(2)]
     try:
@@ -94,10 +117,16 @@ def test_two_workers_on_redis_process_a_batch_once_each(private_token, turntable
             _stop(c)
     logs = "".join((tmp_path / f"cluster{i}.log").read_text() for i in range(2))
     assert set(statuses.values()) == {"done"}, logs[-3000:]
-    assert list(Project.objects.filter(pk__in=[p.pk for p in projects]).values_list("attempts", flat=True)) == [1, 1, 1]
+    assert list(
+        Project.objects.filter(pk__in=[p.pk for p in projects]).values_list(
+            "attempts", flat=True
+        )
+    ) == [1, 1, 1]
 
 
-def test_a_worker_killed_mid_job_ends_done_or_failed_with_a_reason(private_token, turntable_zip, tmp_path):  # noqa: F811
+def test_a_worker_killed_mid_job_ends_done_or_failed_with_a_reason(
+    private_token, turntable_zip, tmp_path
+):
     token, _ = private_token
     project = queue_project(token, turntable_zip, name="killed.zip")
     env = _cluster_env()
@@ -105,18 +134,36 @@ def test_a_worker_killed_mid_job_ends_done_or_failed_with_a_reason(private_token
     try:
         for _ in range(300):
             project.refresh_from_db()
-            if project.status == "processing" and project.progress.get("stage") not in (None, "starting"):
+            if project.status == "processing" and project.progress.get("stage") not in (
+                None,
+                "starting",
+            ):
                 break
             time.sleep(0.2)
-        assert project.status == "processing", (tmp_path / "cluster.log").read_text()[-2000:]
+        assert project.status == "processing", (tmp_path / "cluster.log").read_text()[
+            -2000:
+        ]
         # The worker process is the one whose child runs the engine: kill it without warning.
-        engine_pids = [p for p in _descendants(cluster.pid) if "spawn" in Path(f"/proc/{p}/cmdline").read_text(errors="ignore")]
-        worker_pid = int(Path(f"/proc/{engine_pids[0]}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        engine_pids = [
+            p
+            for p in _descendants(cluster.pid)
+            if "spawn" in Path(f"/proc/{p}/cmdline").read_text(errors="ignore")
+        ]
+        worker_pid = int(
+            Path(f"/proc/{engine_pids[0]}/stat")
+            .read_text()
+            .rsplit(")", 1)[1]
+            .split()[1]
+        )
         os.kill(worker_pid, signal.SIGKILL)
         time.sleep(3)
-        assert all(not Path(f"/proc/{p}").exists() for p in engine_pids)  # the engine died with it
+        assert all(
+            not Path(f"/proc/{p}").exists() for p in engine_pids
+        )  # the engine died with it
         # The heartbeat stops; the sweeper (every minute in production) re-queues it.
-        Project.objects.filter(pk=project.pk).update(heartbeat_at=timezone.now() - datetime.timedelta(minutes=10))
+        Project.objects.filter(pk=project.pk).update(
+            heartbeat_at=timezone.now() - datetime.timedelta(minutes=10)
+        )
         assert jobs.jobs_sweep()["requeued"] == 1
         statuses = _wait_terminal([project.pk], timeout=400)
     finally:

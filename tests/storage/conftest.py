@@ -28,7 +28,9 @@ class Bucket:
     endpoint: str
 
     def keys(self, prefix: str = "") -> list[str]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix)
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.name, Prefix=prefix
+        )
         return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
 
     def read(self, key: str) -> bytes:
@@ -62,7 +64,10 @@ def s3(settings: Any, moto_endpoint: str) -> Bucket:
     settings.AWS_ACCESS_KEY_ID = "testing"
     settings.AWS_SECRET_ACCESS_KEY = "testing"
     settings.AWS_S3_ADDRESSING_STYLE = "path"
-    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "storages.backends.s3.S3Storage"}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "storages.backends.s3.S3Storage"},
+    }
     return Bucket(client=client, name=name, endpoint=moto_endpoint)
 
 
@@ -74,16 +79,23 @@ def standin() -> Iterator[dropbox_standin.Standin]:
 
 
 @pytest.fixture
-def dbx(settings: Any, standin: dropbox_standin.Standin, monkeypatch: pytest.MonkeyPatch) -> dropbox_standin.Standin:
+def dbx(
+    settings: Any, standin: dropbox_standin.Standin, monkeypatch: pytest.MonkeyPatch
+) -> dropbox_standin.Standin:
     """The portal's storage on Dropbox, with the SDK's HTTP sent to the stand-in."""
     # The SDK makes its own requests.Session when none is given; give it one
     # whose transport reaches the stand-in. Everything above HTTP is the real SDK.
-    monkeypatch.setattr(dropbox.dropbox_client, "create_session", lambda *a, **k: standin.session())
+    monkeypatch.setattr(
+        dropbox.dropbox_client, "create_session", lambda *a, **k: standin.session()
+    )
     settings.DROPBOX_OAUTH2_TOKEN = None
     settings.DROPBOX_OAUTH2_REFRESH_TOKEN = standin.refresh_token
     settings.DROPBOX_APP_KEY = standin.app_key
     settings.DROPBOX_APP_SECRET = standin.app_secret
     settings.DROPBOX_ROOT_PATH = "/openscan-test"
-    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "projects.storage.DropboxStorage"}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "projects.storage.DropboxStorage"},
+    }
     cache.clear()
     return standin

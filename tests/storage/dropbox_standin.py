@@ -45,12 +45,16 @@ BLOCK = 4 * 1024 * 1024
 
 def reference_content_hash(data: bytes) -> str:
     """Dropbox's documented content hash, written independently of projects.storage."""
-    digests = b"".join(hashlib.sha256(data[i : i + BLOCK]).digest() for i in range(0, len(data), BLOCK))
+    digests = b"".join(
+        hashlib.sha256(data[i : i + BLOCK]).digest() for i in range(0, len(data), BLOCK)
+    )
     return hashlib.sha256(digests).hexdigest()
 
 
 def _timestamp(ts: float) -> str:
-    return datetime.datetime.fromtimestamp(ts, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.fromtimestamp(ts, tz=datetime.UTC).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
 
 
 @dataclass
@@ -60,7 +64,9 @@ class StoredFile:
     rev: str
     modified: float
     id: str
-    reported_hash: str | None = None  # set by a test to make Dropbox report another hash
+    reported_hash: str | None = (
+        None  # set by a test to make Dropbox report another hash
+    )
 
 
 @dataclass
@@ -100,7 +106,9 @@ class Standin:
 
     def paths_under(self, prefix: str) -> list[str]:
         prefix = prefix.lower().rstrip("/") + "/"
-        return sorted(f.path_display for p, f in self.files.items() if p.startswith(prefix))
+        return sorted(
+            f.path_display for p, f in self.files.items() if p.startswith(prefix)
+        )
 
     def read(self, path: str) -> bytes:
         return self.files[path.lower()].data
@@ -121,11 +129,15 @@ class Standin:
         start_response(status, headers)
         return [payload]
 
-    def _dispatch(self, host: str, path: str, environ: dict[str, Any], body: bytes) -> tuple[str, list, bytes]:
+    def _dispatch(
+        self, host: str, path: str, environ: dict[str, Any], body: bytes
+    ) -> tuple[str, list, bytes]:
         if host == API_HOST and path == "/oauth2/token":
             return self._oauth_token(body)
         if host == CONTENT_HOST and path.startswith("/apitul/1/"):
-            return self._upload_link_consume(path.removeprefix("/apitul/1/"), environ, body)
+            return self._upload_link_consume(
+                path.removeprefix("/apitul/1/"), environ, body
+            )
         if host == WWW_HOST and path.startswith("/scl/fi/"):
             return self._shared_download(path, environ)
         self._check_auth(environ)
@@ -140,7 +152,9 @@ class Standin:
             }
             if path in routes:
                 if environ.get("CONTENT_TYPE") != "application/json":
-                    raise _Reply.text(400, "Error in call: bad Content-Type for an RPC route")
+                    raise _Reply.text(
+                        400, "Error in call: bad Content-Type for an RPC route"
+                    )
                 return _json(200, routes[path](json.loads(body or b"null")))
         if host == CONTENT_HOST:
             arg = json.loads(environ.get("HTTP_DROPBOX_API_ARG") or "null")
@@ -179,17 +193,31 @@ class Standin:
             or form.get("client_id") != self.app_key
             or form.get("client_secret") != self.app_secret
         ):
-            return _json(400, {"error": "invalid_grant", "error_description": "refresh token is malformed"})
+            return _json(
+                400,
+                {
+                    "error": "invalid_grant",
+                    "error_description": "refresh token is malformed",
+                },
+            )
         token = "sl.standin-" + secrets.token_hex(8)
         self.tokens.add(token)
-        return _json(200, {"access_token": token, "token_type": "bearer", "expires_in": 14400})
+        return _json(
+            200, {"access_token": token, "token_type": "bearer", "expires_in": 14400}
+        )
 
     def _check_auth(self, environ: dict[str, Any]) -> None:
         auth = environ.get("HTTP_AUTHORIZATION", "")
-        if not auth.startswith("Bearer ") or auth.removeprefix("Bearer ") not in self.tokens:
+        if (
+            not auth.startswith("Bearer ")
+            or auth.removeprefix("Bearer ") not in self.tokens
+        ):
             raise _Reply.json(
                 401,
-                {"error_summary": "invalid_access_token/", "error": {".tag": "invalid_access_token"}},
+                {
+                    "error_summary": "invalid_access_token/",
+                    "error": {".tag": "invalid_access_token"},
+                },
             )
 
     # --- files ----------------------------------------------------------------
@@ -199,7 +227,10 @@ class Standin:
         if stored is None:
             raise _Reply.json(
                 409,
-                {"error_summary": f"{tag}/not_found/..", "error": {".tag": tag, tag: {".tag": "not_found"}}},
+                {
+                    "error_summary": f"{tag}/not_found/..",
+                    "error": {".tag": tag, tag: {".tag": "not_found"}},
+                },
             )
         return stored
 
@@ -237,7 +268,10 @@ class Standin:
                 409,
                 {
                     "error_summary": "path/conflict/file/..",
-                    "error": {".tag": "path", "reason": {".tag": "conflict", "conflict": {".tag": "file"}}},
+                    "error": {
+                        ".tag": "path",
+                        "reason": {".tag": "conflict", "conflict": {".tag": "file"}},
+                    },
                 },
             )
         parts = path.split("/")
@@ -258,13 +292,18 @@ class Standin:
     def _session_append(self, cursor: dict[str, Any], data: bytes) -> None:
         buffer = self.sessions.get(cursor["session_id"])
         if buffer is None:
-            raise _Reply.json(409, {"error_summary": "not_found/", "error": {".tag": "not_found"}})
+            raise _Reply.json(
+                409, {"error_summary": "not_found/", "error": {".tag": "not_found"}}
+            )
         if cursor["offset"] != len(buffer):
             raise _Reply.json(
                 409,
                 {
                     "error_summary": "incorrect_offset/",
-                    "error": {".tag": "incorrect_offset", "correct_offset": len(buffer)},
+                    "error": {
+                        ".tag": "incorrect_offset",
+                        "correct_offset": len(buffer),
+                    },
                 },
             )
         buffer.extend(data)
@@ -281,7 +320,9 @@ class Standin:
             meta = self._folder_metadata(lower)
             for key in [k for k in self.files if k.startswith(lower + "/")]:
                 del self.files[key]
-            for key in [k for k in self.folders if k == lower or k.startswith(lower + "/")]:
+            for key in [
+                k for k in self.folders if k == lower or k.startswith(lower + "/")
+            ]:
                 del self.folders[key]
             return {"metadata": meta}
         stored = self._file(arg["path"], tag="path_lookup")
@@ -292,11 +333,21 @@ class Standin:
         folder = folder.lower()
         if folder and folder not in self.folders:
             raise _Reply.json(
-                409, {"error_summary": "path/not_found/..", "error": {".tag": "path", "path": {".tag": "not_found"}}}
+                409,
+                {
+                    "error_summary": "path/not_found/..",
+                    "error": {".tag": "path", "path": {".tag": "not_found"}},
+                },
             )
-        entries = [self._folder_metadata(p) for p in sorted(self.folders) if p.rsplit("/", 1)[0] == folder]
+        entries = [
+            self._folder_metadata(p)
+            for p in sorted(self.folders)
+            if p.rsplit("/", 1)[0] == folder
+        ]
         entries += [
-            self._file_metadata(f) for p, f in sorted(self.files.items()) if p.rsplit("/", 1)[0] == folder
+            self._file_metadata(f)
+            for p, f in sorted(self.files.items())
+            if p.rsplit("/", 1)[0] == folder
         ]
         return entries
 
@@ -304,7 +355,11 @@ class Standin:
         entries = self._entries(folder)
         end = start + self.page_size
         cursor = json.dumps({"folder": folder, "start": end})
-        return {"entries": entries[start:end], "cursor": cursor, "has_more": end < len(entries)}
+        return {
+            "entries": entries[start:end],
+            "cursor": cursor,
+            "has_more": end < len(entries),
+        }
 
     def _list_folder(self, arg: dict[str, Any]) -> dict[str, Any]:
         return self._page(arg["path"], 0)
@@ -318,7 +373,9 @@ class Standin:
     def _get_temporary_upload_link(self, arg: dict[str, Any]) -> dict[str, Any]:
         duration = float(arg.get("duration", 14400.0))
         if not 60 <= duration <= 14400:
-            raise _Reply.text(400, "Error in call: duration must be between 60 and 14400")
+            raise _Reply.text(
+                400, "Error in call: duration must be between 60 and 14400"
+            )
         commit = arg["commit_info"]
         mode = commit.get("mode", "add")
         link_id = secrets.token_urlsafe(18)
@@ -330,7 +387,9 @@ class Standin:
         )
         return {"link": f"https://{CONTENT_HOST}/apitul/1/{link_id}"}
 
-    def _upload_link_consume(self, link_id: str, environ: dict[str, Any], body: bytes) -> tuple[str, list, bytes]:
+    def _upload_link_consume(
+        self, link_id: str, environ: dict[str, Any], body: bytes
+    ) -> tuple[str, list, bytes]:
         if environ["REQUEST_METHOD"] != "POST":
             raise _Reply.text(405, "Use POST")
         link = self.upload_links.get(link_id)
@@ -338,7 +397,10 @@ class Standin:
             raise _Reply.text(404, "Not found")
         if link.consumed or time.time() > link.expires_at:
             raise _Reply.text(410, "This link has expired or has already been used")
-        if environ.get("CONTENT_TYPE", "").split(";")[0].strip() != "application/octet-stream":
+        if (
+            environ.get("CONTENT_TYPE", "").split(";")[0].strip()
+            != "application/octet-stream"
+        ):
             raise _Reply.text(400, "Bad Content-Type: use application/octet-stream")
         link.consumed = True
         stored = self._commit({"path": link.path, "mode": link.mode}, bytes(body))
@@ -358,7 +420,9 @@ class Standin:
                         ".tag": "shared_link_already_exists",
                         "shared_link_already_exists": {
                             ".tag": "metadata",
-                            "metadata": self._link_metadata(stored, self.shared_links[lower]),
+                            "metadata": self._link_metadata(
+                                stored, self.shared_links[lower]
+                            ),
                         },
                     },
                 },
@@ -393,13 +457,23 @@ class Standin:
             "size": len(stored.data),
         }
 
-    def _shared_download(self, path: str, environ: dict[str, Any]) -> tuple[str, list, bytes]:
+    def _shared_download(
+        self, path: str, environ: dict[str, Any]
+    ) -> tuple[str, list, bytes]:
         query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
         for lower, url in self.shared_links.items():
             if urllib.parse.urlsplit(url).path == path and lower in self.files:
                 if query.get("dl") != ["1"]:
-                    return "200 OK", [("Content-Type", "text/html")], b"<html>preview page</html>"
-                return "200 OK", [("Content-Type", "application/binary")], self.files[lower].data
+                    return (
+                        "200 OK",
+                        [("Content-Type", "text/html")],
+                        b"<html>preview page</html>",
+                    )
+                return (
+                    "200 OK",
+                    [("Content-Type", "application/binary")],
+                    self.files[lower].data,
+                )
         raise _Reply.text(404, "Not found")
 
 
@@ -413,7 +487,11 @@ class _Reply(Exception):  # a control-flow signal, not an error
 
     @classmethod
     def text(cls, code: int, message: str) -> _Reply:
-        return cls(_status(code), [("Content-Type", "text/plain; charset=utf-8")], message.encode())
+        return cls(
+            _status(code),
+            [("Content-Type", "text/plain; charset=utf-8")],
+            message.encode(),
+        )
 
 
 def _status(code: int) -> str:
@@ -421,7 +499,11 @@ def _status(code: int) -> str:
 
 
 def _json(code: int, data: Any) -> tuple[str, list, bytes]:
-    return _status(code), [("Content-Type", "application/json")], json.dumps(data).encode()
+    return (
+        _status(code),
+        [("Content-Type", "application/json")],
+        json.dumps(data).encode(),
+    )
 
 
 class _LoopbackAdapter(HTTPAdapter):
@@ -431,10 +513,14 @@ class _LoopbackAdapter(HTTPAdapter):
         super().__init__()
         self._root = root_url.rstrip("/")
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    def send(
+        self, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
         parts = urllib.parse.urlsplit(request.url)
         request.headers["X-Standin-Host"] = parts.hostname or ""
-        request.url = self._root + urllib.parse.urlunsplit(("", "", parts.path, parts.query, ""))
+        request.url = self._root + urllib.parse.urlunsplit(
+            ("", "", parts.path, parts.query, "")
+        )
         kwargs.pop("verify", None)
         return super().send(request, **kwargs)
 
@@ -448,7 +534,9 @@ class _ThreadingWSGIServer(WSGIServer):
     daemon_threads = True
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(target=self._handle, args=(request, client_address), daemon=True)
+        thread = threading.Thread(
+            target=self._handle, args=(request, client_address), daemon=True
+        )
         thread.start()
 
     def _handle(self, request: Any, client_address: Any) -> None:
@@ -463,7 +551,13 @@ class _ThreadingWSGIServer(WSGIServer):
 def serve() -> tuple[Standin, Any]:
     """Start a stand-in on a free loopback port; return it and a function that stops it."""
     standin = Standin()
-    server = make_server("127.0.0.1", 0, standin, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+    server = make_server(
+        "127.0.0.1",
+        0,
+        standin,
+        server_class=_ThreadingWSGIServer,
+        handler_class=_QuietHandler,
+    )
     standin.root_url = f"http://127.0.0.1:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

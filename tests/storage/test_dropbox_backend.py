@@ -38,12 +38,19 @@ def test_content_hash_of_nothing_is_the_sha256_of_no_blocks():
     assert storage.dropbox_content_hash(b"") == hashlib.sha256(b"").hexdigest()
 
 
-@pytest.mark.parametrize("size", [1, 4 * 1024 * 1024 - 1, 4 * 1024 * 1024, 4 * 1024 * 1024 + 1, 9 * 1024 * 1024 + 7])
+@pytest.mark.parametrize(
+    "size",
+    [1, 4 * 1024 * 1024 - 1, 4 * 1024 * 1024, 4 * 1024 * 1024 + 1, 9 * 1024 * 1024 + 7],
+)
 def test_content_hash_is_sha256_of_the_4_mib_block_digests(size):
     data = os.urandom(size)
     blocks = [data[i : i + 4 * 1024 * 1024] for i in range(0, size, 4 * 1024 * 1024)]
-    expected = hashlib.sha256(b"".join(hashlib.sha256(b).digest() for b in blocks)).hexdigest()
-    assert storage.dropbox_content_hash(data) == expected == reference_content_hash(data)
+    expected = hashlib.sha256(
+        b"".join(hashlib.sha256(b).digest() for b in blocks)
+    ).hexdigest()
+    assert (
+        storage.dropbox_content_hash(data) == expected == reference_content_hash(data)
+    )
 
 
 def test_content_hash_does_not_depend_on_how_the_bytes_are_fed():
@@ -69,7 +76,9 @@ def test_the_backend_talks_to_the_stand_in_with_a_refreshed_token(dbx):
         assert fh.read() == b"hello"
     assert default_storage.size("probe/a.txt") == 5
     default_storage.delete("probe/a.txt")
-    default_storage.delete("probe/a.txt")  # a second delete is quiet (clean-up may run twice)
+    default_storage.delete(
+        "probe/a.txt"
+    )  # a second delete is quiet (clean-up may run twice)
     with pytest.raises(FileNotFoundError):
         default_storage.listdir("nowhere")
 
@@ -102,14 +111,34 @@ def test_wire_parts_stream_through_the_server_and_are_checked_by_content_hash_at
     settings.OPENSCAN_PART_MAX_BYTES = half
     parts = split(data, half)
     token = private_token[1]
-    r = Client().get("/createProject", {"token": token, "project": "dbx.zip", "photos": 3, "parts": 2, "filesize": len(data)})
+    r = Client().get(
+        "/createProject",
+        {
+            "token": token,
+            "project": "dbx.zip",
+            "photos": 3,
+            "parts": 2,
+            "filesize": len(data),
+        },
+    )
     ulinks = r.json()["ulink"]
     assert all(urllib.parse.urlsplit(u).path.startswith("/u/") for u in ulinks)
     for link, body in zip(ulinks, parts, strict=True):
         with django_capture_on_commit_callbacks(execute=True):
-            assert Client().post(urllib.parse.urlsplit(link).path, data=body, content_type="application/octet-stream").status_code == 200
+            assert (
+                Client()
+                .post(
+                    urllib.parse.urlsplit(link).path,
+                    data=body,
+                    content_type="application/octet-stream",
+                )
+                .status_code
+                == 200
+            )
     project = Project.objects.get(name="dbx.zip")
-    chunk_paths = [f"{ROOT}/{c.storage_name}" for c in UploadChunk.objects.filter(project=project)]
+    chunk_paths = [
+        f"{ROOT}/{c.storage_name}" for c in UploadChunk.objects.filter(project=project)
+    ]
     calls_before = len(dbx.calls)
 
     # when it starts
@@ -120,8 +149,12 @@ def test_wire_parts_stream_through_the_server_and_are_checked_by_content_hash_at
     assert started.status_code == 200, started.content
     project.refresh_from_db()
     assert dbx.read(f"{ROOT}/{project.input_path}") == data
-    assert dbx.calls[calls_before:].count((API_HOST, "/2/files/get_metadata")) >= len(chunk_paths)
-    assert dbx.paths_under(f"{ROOT}/{project.storage_prefix}") == [f"{ROOT}/{project.input_path}"]
+    assert dbx.calls[calls_before:].count((API_HOST, "/2/files/get_metadata")) >= len(
+        chunk_paths
+    )
+    assert dbx.paths_under(f"{ROOT}/{project.storage_prefix}") == [
+        f"{ROOT}/{project.input_path}"
+    ]
 
 
 def test_a_part_whose_dropbox_content_hash_differs_is_refused_with_its_number(
@@ -129,19 +162,33 @@ def test_a_part_whose_dropbox_content_hash_differs_is_refused_with_its_number(
 ):
     # given an uploaded part that Dropbox reports with another content hash
     data = zip_bytes(photo_set(3))
-    project = project_create(token=private_token[0], name="bad.zip", photos=3, parts=1, filesize=len(data))
-    link = links.upload_path(project_id=project.id, generation=project.upload_generation, part=0)
-    assert Client().post(link, data=data, content_type="application/octet-stream").status_code == 200
+    project = project_create(
+        token=private_token[0], name="bad.zip", photos=3, parts=1, filesize=len(data)
+    )
+    link = links.upload_path(
+        project_id=project.id, generation=project.upload_generation, part=0
+    )
+    assert (
+        Client()
+        .post(link, data=data, content_type="application/octet-stream")
+        .status_code
+        == 200
+    )
     chunk = UploadChunk.objects.get(project=project)
     dbx.files[f"{ROOT}/{chunk.storage_name}".lower()].reported_hash = "0" * 64
 
     # when it starts
     with django_capture_on_commit_callbacks(execute=True):
-        started = Client().get("/startProject", {"token": private_token[1], "project": "bad.zip"})
+        started = Client().get(
+            "/startProject", {"token": private_token[1], "project": "bad.zip"}
+        )
 
     # then a 400 names the part, the project stays uploadable and the part must be sent again
     assert started.status_code == 400
-    assert "Part 1 of 1" in started.json()["error"] and "content hash" in started.json()["error"]
+    assert (
+        "Part 1 of 1" in started.json()["error"]
+        and "content hash" in started.json()["error"]
+    )
     project.refresh_from_db()
     assert project.status == Project.Status.CREATED
     assert UploadChunk.objects.filter(project=project).count() == 0
@@ -156,7 +203,9 @@ def direct_links(dbx, settings):
     return dbx
 
 
-def test_with_direct_links_parts_are_capped_at_150_mib(direct_links, settings, api_client):
+def test_with_direct_links_parts_are_capped_at_150_mib(
+    direct_links, settings, api_client
+):
     assert storage.part_max_bytes() == 157_286_400 < settings.OPENSCAN_PART_MAX_BYTES
     assert api_client.get("/api/v1/").json()["max_part_size"] == 157_286_400
     settings.OPENSCAN_DROPBOX_DIRECT_LINKS = False
@@ -172,12 +221,17 @@ def test_the_firmware_posts_raw_bytes_to_one_time_dropbox_links_and_start_checks
     half = len(data) // 2 + 1
     settings.OPENSCAN_PART_MAX_BYTES = half
     parts = split(data, half)
-    project = project_create(token=private_token[0], name="fw.zip", photos=3, parts=2, filesize=len(data))
+    project = project_create(
+        token=private_token[0], name="fw.zip", photos=3, parts=2, filesize=len(data)
+    )
     ulinks = [storage.wire_upload_link(project=project, part=i) for i in range(2)]
 
     # then they are Dropbox links the firmware can paste into a shell, asked for with
     # the longest duration and a fixed per-part path
-    assert all(u.startswith(f"https://{CONTENT_HOST}/apitul/1/") and ULINK_CHARS.match(u) for u in ulinks)
+    assert all(
+        u.startswith(f"https://{CONTENT_HOST}/apitul/1/") and ULINK_CHARS.match(u)
+        for u in ulinks
+    )
     assert [link.duration for link in dbx.upload_links.values()] == [14_400.0, 14_400.0]
     assert sorted(link.path for link in dbx.upload_links.values()) == [
         f"{ROOT}/{project.storage_prefix}/direct/1/0000.bin",
@@ -188,11 +242,21 @@ def test_the_firmware_posts_raw_bytes_to_one_time_dropbox_links_and_start_checks
     # when the firmware POSTs each part raw (octet-stream) to its link
     client = dbx.session()
     for link, body in zip(ulinks, parts, strict=True):
-        r = client.post(link, data=body, headers={"Content-Type": "application/octet-stream"}, timeout=30)
+        r = client.post(
+            link,
+            data=body,
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=30,
+        )
         assert r.status_code == 200
         assert r.json() == {"content-hash": storage.dropbox_content_hash(body)}
     # a one-time link cannot be used twice
-    again = client.post(ulinks[0], data=parts[0], headers={"Content-Type": "application/octet-stream"}, timeout=30)
+    again = client.post(
+        ulinks[0],
+        data=parts[0],
+        headers={"Content-Type": "application/octet-stream"},
+        timeout=30,
+    )
     assert again.status_code == 410
 
     # and the project starts
@@ -200,15 +264,24 @@ def test_the_firmware_posts_raw_bytes_to_one_time_dropbox_links_and_start_checks
         started = project_start(project=project)
     assert started.status == Project.Status.QUEUED
     assert dbx.read(f"{ROOT}/{started.input_path}") == data
-    assert dbx.paths_under(f"{ROOT}/{project.storage_prefix}") == [f"{ROOT}/{started.input_path}"]
+    assert dbx.paths_under(f"{ROOT}/{project.storage_prefix}") == [
+        f"{ROOT}/{started.input_path}"
+    ]
 
 
-def test_dropbox_refuses_a_form_content_type_on_its_upload_link(direct_links, private_token):
+def test_dropbox_refuses_a_form_content_type_on_its_upload_link(
+    direct_links, private_token
+):
     """curl --data-binary sends x-www-form-urlencoded; Dropbox documents 400 for a bad Content-Type."""
-    project = project_create(token=private_token[0], name="curl.zip", photos=3, parts=1, filesize=10)
+    project = project_create(
+        token=private_token[0], name="curl.zip", photos=3, parts=1, filesize=10
+    )
     link = storage.wire_upload_link(project=project, part=0)
     r = direct_links.session().post(
-        link, data=b"0123456789", headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30
+        link,
+        data=b"0123456789",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=30,
     )
     assert r.status_code == 400
 
@@ -218,14 +291,26 @@ def test_rest_direct_endpoint_gives_a_one_time_raw_link_and_oversize_parts_fail_
 ):
     # given parts capped at 5,000 bytes for the test (150 MiB in production)
     settings.OPENSCAN_DROPBOX_PART_MAX_BYTES = 5_000
-    r = token_client.post("/api/v1/projects/", {"name": "big.zip", "photos": 3, "filesize": 9_000, "parts": 2}, format="json")
+    r = token_client.post(
+        "/api/v1/projects/",
+        {"name": "big.zip", "photos": 3, "filesize": 9_000, "parts": 2},
+        format="json",
+    )
     project = r.json()
-    target = token_client.post(f"/api/v1/projects/{project['id']}/parts/1/direct/").json()
-    assert target["encoding"] == "raw" and target["one_time"] is True and target["max_size"] == 5_000
+    target = token_client.post(
+        f"/api/v1/projects/{project['id']}/parts/1/direct/"
+    ).json()
+    assert (
+        target["encoding"] == "raw"
+        and target["one_time"] is True
+        and target["max_size"] == 5_000
+    )
     assert target["headers"] == {"Content-Type": "application/octet-stream"}
 
     # when 5,001 bytes go to the link (the stand-in does not model Dropbox's own 150 MiB refusal)
-    sent = direct_links.session().post(target["url"], data=b"y" * 5_001, headers=target["headers"], timeout=30)
+    sent = direct_links.session().post(
+        target["url"], data=b"y" * 5_001, headers=target["headers"], timeout=30
+    )
     assert sent.status_code == 200
 
     # then start refuses it with a 400 naming the part and the Dropbox limit
@@ -234,7 +319,12 @@ def test_rest_direct_endpoint_gives_a_one_time_raw_link_and_oversize_parts_fail_
     assert started.status_code == 400
     error = started.json()["error"]
     assert "part 2 is 5001 bytes" in error and "Dropbox" in error
-    assert direct_links.paths_under(f"{ROOT}/projects/{project['id'].replace('-', '')}/direct") == []
+    assert (
+        direct_links.paths_under(
+            f"{ROOT}/projects/{project['id'].replace('-', '')}/direct"
+        )
+        == []
+    )
 
 
 # --- downloads and clean-up --------------------------------------------------------------
@@ -242,20 +332,30 @@ def test_rest_direct_endpoint_gives_a_one_time_raw_link_and_oversize_parts_fail_
 
 def _finished(token) -> tuple[Project, bytes]:
     result = zip_bytes({"model.obj": b"v 0 0 0\n"})
-    project = project_create(token=token, name="shared.zip", photos=3, parts=1, filesize=100)
+    project = project_create(
+        token=token, name="shared.zip", photos=3, parts=1, filesize=100
+    )
     prefix = f"{project.storage_prefix}/result-1"
     default_storage.save(f"{prefix}/result.zip", ContentFile(result))
     Project.objects.filter(pk=project.pk).update(
-        status=Project.Status.DONE, result_path=prefix, progress={"files": {"result.zip": len(result)}}
+        status=Project.Status.DONE,
+        result_path=prefix,
+        progress={"files": {"result.zip": len(result)}},
     )
     project.refresh_from_db()
     return project, result
 
 
-def test_the_dlink_redirects_to_a_dropbox_shared_link_that_downloads(dbx, private_token):
+def test_the_dlink_redirects_to_a_dropbox_shared_link_that_downloads(
+    dbx, private_token
+):
     # given a finished project on Dropbox
     project, result = _finished(private_token[0])
-    path = links.download_path(project_id=project.id, generation=project.upload_generation, filename="result.zip")
+    path = links.download_path(
+        project_id=project.id,
+        generation=project.upload_generation,
+        filename="result.zip",
+    )
 
     # when the dlink is fetched twice, once after the cache is gone
     first = Client().get(path)
@@ -265,7 +365,10 @@ def test_the_dlink_redirects_to_a_dropbox_shared_link_that_downloads(dbx, privat
     # then both redirect to the same shared link, forced to download, which serves the zip
     assert first.status_code == second.status_code == 302
     assert first["Location"] == second["Location"]
-    assert first["Location"].startswith("https://www.dropbox.com/scl/fi/") and "dl=1" in first["Location"]
+    assert (
+        first["Location"].startswith("https://www.dropbox.com/scl/fi/")
+        and "dl=1" in first["Location"]
+    )
     assert "dl=0" not in first["Location"]
     assert len(dbx.shared_links) == 1
     got = dbx.session().get(first["Location"], timeout=30)
@@ -278,9 +381,20 @@ def test_reset_and_delete_remove_the_project_files_from_dropbox(
     settings.OPENSCAN_DROPBOX_DIRECT_LINKS = True
     data = zip_bytes(photo_set(3))
     token = private_token[0]
-    project = project_create(token=token, name="gone.zip", photos=3, parts=1, filesize=len(data))
+    project = project_create(
+        token=token, name="gone.zip", photos=3, parts=1, filesize=len(data)
+    )
     link = storage.wire_upload_link(project=project, part=0)
-    assert dbx.session().post(link, data=data, headers={"Content-Type": "application/octet-stream"}, timeout=30).ok
+    assert (
+        dbx.session()
+        .post(
+            link,
+            data=data,
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=30,
+        )
+        .ok
+    )
     with django_capture_on_commit_callbacks(execute=True):
         project = project_start(project=project)
     prefix = f"{ROOT}/{project.storage_prefix}"
@@ -290,9 +404,20 @@ def test_reset_and_delete_remove_the_project_files_from_dropbox(
         project = project_reset(project=project)
     assert dbx.paths_under(prefix) == []
 
-    project = project_create(token=token, name="gone.zip", photos=3, parts=1, filesize=len(data))
+    project = project_create(
+        token=token, name="gone.zip", photos=3, parts=1, filesize=len(data)
+    )
     link = storage.wire_upload_link(project=project, part=0)
-    assert dbx.session().post(link, data=data, headers={"Content-Type": "application/octet-stream"}, timeout=30).ok
+    assert (
+        dbx.session()
+        .post(
+            link,
+            data=data,
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=30,
+        )
+        .ok
+    )
     assert len(dbx.paths_under(prefix)) == 1
     with django_capture_on_commit_callbacks(execute=True):
         project_delete(project=project)

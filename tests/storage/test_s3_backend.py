@@ -39,7 +39,9 @@ def _post_part(link: str, body: bytes):
 
 def _create(token_client, data: bytes, parts: int, name: str = "vase.zip") -> dict:
     r = token_client.post(
-        "/api/v1/projects/", {"name": name, "photos": 3, "filesize": len(data), "parts": parts}, format="json"
+        "/api/v1/projects/",
+        {"name": name, "photos": 3, "filesize": len(data), "parts": parts},
+        format="json",
     )
     assert r.status_code == 201, r.content
     return r.json()
@@ -47,20 +49,39 @@ def _create(token_client, data: bytes, parts: int, name: str = "vase.zip") -> di
 
 def _patch(client, url: str, body: bytes, offset: int = 0):
     return client.generic(
-        "PATCH", url, body, content_type="application/offset+octet-stream", HTTP_UPLOAD_OFFSET=str(offset)
+        "PATCH",
+        url,
+        body,
+        content_type="application/offset+octet-stream",
+        HTTP_UPLOAD_OFFSET=str(offset),
     )
 
 
 def _direct(token_client, project_id: str, part: int, method: str) -> dict:
-    r = token_client.post(f"/api/v1/projects/{project_id}/parts/{part}/direct/", {"method": method}, format="json")
+    r = token_client.post(
+        f"/api/v1/projects/{project_id}/parts/{part}/direct/",
+        {"method": method},
+        format="json",
+    )
     assert r.status_code == 200, r.content
     return r.json()
 
 
 def _send(target: dict, body: bytes) -> requests.Response:
     if target["encoding"] == "multipart":
-        return requests.post(target["url"], data=target["fields"], files={"file": ("part.bin", body)}, timeout=30)
-    return requests.request(target["method"], target["url"], data=body, headers=target["headers"], timeout=30)
+        return requests.post(
+            target["url"],
+            data=target["fields"],
+            files={"file": ("part.bin", body)},
+            timeout=30,
+        )
+    return requests.request(
+        target["method"],
+        target["url"],
+        data=body,
+        headers=target["headers"],
+        timeout=30,
+    )
 
 
 def test_the_s3_fixture_really_swaps_default_storage(s3):
@@ -79,7 +100,14 @@ def test_wire_upload_then_start_stores_the_input_zip_in_the_bucket(
     data = zip_bytes(photo_set(3))
     parts = split(data, 5_000)
     token = private_token[1]
-    created = _wire("/createProject", token=token, project="s3.zip", photos=3, parts=len(parts), filesize=len(data))
+    created = _wire(
+        "/createProject",
+        token=token,
+        project="s3.zip",
+        photos=3,
+        parts=len(parts),
+        filesize=len(data),
+    )
     assert created.status_code == 200, created.content
     ulinks = created.json()["ulink"]
     assert all(urllib.parse.urlsplit(link).path.startswith("/u/") for link in ulinks)
@@ -116,7 +144,11 @@ def test_a_part_sent_with_a_presigned_url_is_found_at_start(
     first, second = data[:half], data[half:]
     project = _create(token_client, data, parts=2)
     target = _direct(token_client, project["id"], 0, method)
-    assert target["method"] == method and target["max_size"] == half and target["one_time"] is False
+    assert (
+        target["method"] == method
+        and target["max_size"] == half
+        and target["one_time"] is False
+    )
     assert s3.endpoint in target["url"]
 
     # when the client uploads part 1 to the bucket
@@ -135,7 +167,9 @@ def test_a_part_sent_with_a_presigned_url_is_found_at_start(
     stored = Project.objects.get(pk=project["id"])
     assert stored.status == Project.Status.QUEUED
     assert s3.read(stored.input_path) == data
-    assert s3.keys(stored.storage_prefix) == [stored.input_path]  # parts deleted after start
+    assert s3.keys(stored.storage_prefix) == [
+        stored.input_path
+    ]  # parts deleted after start
     assert UploadChunk.objects.filter(project=stored).count() == 0
 
 
@@ -183,11 +217,17 @@ def test_presigned_upload_urls_live_between_4_hours_and_7_days(s3, token_client)
     post = _direct(token_client, project["id"], 0, "POST")
 
     # then the PUT URL's X-Amz-Expires and the POST policy's expiration are 4 hours
-    expires = int(urllib.parse.parse_qs(urllib.parse.urlsplit(put["url"]).query)["X-Amz-Expires"][0])
+    expires = int(
+        urllib.parse.parse_qs(urllib.parse.urlsplit(put["url"]).query)["X-Amz-Expires"][
+            0
+        ]
+    )
     assert 14_400 <= expires <= 604_800
     assert expires == 14_400
     policy = storage.s3_post_policy(post["fields"])
-    expiration = timezone.datetime.fromisoformat(policy["expiration"].replace("Z", "+00:00"))
+    expiration = timezone.datetime.fromisoformat(
+        policy["expiration"].replace("Z", "+00:00")
+    )
     seconds = (expiration - before).total_seconds()
     assert 14_400 - 5 <= seconds <= 604_800
     assert abs(seconds - 14_400) < 60
@@ -203,7 +243,9 @@ def test_direct_upload_is_refused_once_the_project_started_or_when_turned_off(
     assert off.status_code == 409 and off.json()["code"] == "direct_upload_unavailable"
     settings.OPENSCAN_S3_DIRECT_UPLOADS = True
     assert _send(_direct(token_client, project["id"], 0, "PUT"), data).ok
-    assert token_client.post(f"/api/v1/projects/{project['id']}/start/").status_code == 200
+    assert (
+        token_client.post(f"/api/v1/projects/{project['id']}/start/").status_code == 200
+    )
     late = token_client.post(f"/api/v1/projects/{project['id']}/parts/0/direct/")
     assert late.status_code == 409 and late.json()["code"] == "project_started"
 
@@ -219,29 +261,42 @@ def test_a_part_sent_through_the_server_after_a_direct_upload_wins(
     assert r.status_code == 204
     assert s3.keys(f"projects/{project['id'].replace('-', '')}/direct/") == []
     with django_capture_on_commit_callbacks(execute=True):
-        assert token_client.post(f"/api/v1/projects/{project['id']}/start/").status_code == 200
+        assert (
+            token_client.post(f"/api/v1/projects/{project['id']}/start/").status_code
+            == 200
+        )
     assert s3.read(Project.objects.get(pk=project["id"]).input_path) == data
 
 
 def _finished_project(token, s3_bucket=None) -> tuple[Project, bytes]:
     result = zip_bytes({"model.obj": b"v 0 0 0\n"})
-    project = project_create(token=token, name="done vase.zip", photos=3, parts=1, filesize=100)
+    project = project_create(
+        token=token, name="done vase.zip", photos=3, parts=1, filesize=100
+    )
     prefix = f"{project.storage_prefix}/result-{project.upload_generation}"
     default_storage.save(f"{prefix}/result.zip", ContentFile(result))
     Project.objects.filter(pk=project.pk).update(
         status=Project.Status.DONE,
         result_path=prefix,
-        input_path=default_storage.save(f"{project.storage_prefix}/input-1.zip", ContentFile(b"zip")),
+        input_path=default_storage.save(
+            f"{project.storage_prefix}/input-1.zip", ContentFile(b"zip")
+        ),
         progress={"files": {"result.zip": len(result)}},
     )
     project.refresh_from_db()
     return project, result
 
 
-def test_download_redirects_to_a_presigned_get_that_returns_the_bytes(s3, private_token, token_client):
+def test_download_redirects_to_a_presigned_get_that_returns_the_bytes(
+    s3, private_token, token_client
+):
     # given a finished project whose result is in the bucket
     project, result = _finished_project(private_token[0])
-    path = links.download_path(project_id=project.id, generation=project.upload_generation, filename="result.zip")
+    path = links.download_path(
+        project_id=project.id,
+        generation=project.upload_generation,
+        filename="result.zip",
+    )
 
     # when the dlink is fetched (with the dl=1 clients add)
     r = Client().get(path, {"dl": "1"})
@@ -249,12 +304,20 @@ def test_download_redirects_to_a_presigned_get_that_returns_the_bytes(s3, privat
     # then it is a 302 to a presigned GET on the bucket that serves the file as a download
     assert r.status_code == 302
     location = r.headers["Location"]
-    assert location.startswith(f"{s3.endpoint}/{s3.name}/{project.storage_prefix}/result-1/result.zip?")
+    assert location.startswith(
+        f"{s3.endpoint}/{s3.name}/{project.storage_prefix}/result-1/result.zip?"
+    )
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
-    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"] and int(query["X-Amz-Expires"][0]) == 3600
+    assert (
+        query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+        and int(query["X-Amz-Expires"][0]) == 3600
+    )
     got = requests.get(location, timeout=30)
     assert got.status_code == 200 and got.content == result
-    assert got.headers["Content-Disposition"] == 'attachment; filename="done vase-result.zip"'
+    assert (
+        got.headers["Content-Disposition"]
+        == 'attachment; filename="done vase-result.zip"'
+    )
 
     # and requests.get on the dlink (what OpenScan3 does) follows it to the bytes
     detail = token_client.get(f"/api/v1/projects/{project.id}/").json()
@@ -269,7 +332,11 @@ def test_download_redirects_to_a_presigned_get_that_returns_the_bytes(s3, privat
 def test_download_streams_from_here_when_redirects_are_off(s3, settings, private_token):
     settings.OPENSCAN_DOWNLOAD_REDIRECT = False
     project, result = _finished_project(private_token[0])
-    path = links.download_path(project_id=project.id, generation=project.upload_generation, filename="result.zip")
+    path = links.download_path(
+        project_id=project.id,
+        generation=project.upload_generation,
+        filename="result.zip",
+    )
     r = Client().get(path)
     assert r.status_code == 200 and b"".join(r.streaming_content) == result
     assert Client().get(path.replace("result.zip", "other.zip")).status_code == 404
@@ -281,15 +348,21 @@ def test_reset_and_delete_leave_no_objects_under_the_project_prefix(
     # given a started project, re-uploaded after a reset, with a direct part and a result
     data = zip_bytes(photo_set(3))
     token = private_token[0]
-    project = project_create(token=token, name="gone.zip", photos=3, parts=1, filesize=len(data))
+    project = project_create(
+        token=token, name="gone.zip", photos=3, parts=1, filesize=len(data)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         assert _send(_direct(token_client, str(project.id), 0, "PUT"), data).ok
         project = project_start(project=project)
     assert s3.keys(project.storage_prefix) == [project.input_path]
     Project.objects.filter(pk=project.pk).update(status=Project.Status.DONE)
     project.refresh_from_db()
-    default_storage.save(f"{project.storage_prefix}/result-1/result.zip", ContentFile(b"r"))
-    Project.objects.filter(pk=project.pk).update(result_path=f"{project.storage_prefix}/result-1")
+    default_storage.save(
+        f"{project.storage_prefix}/result-1/result.zip", ContentFile(b"r")
+    )
+    Project.objects.filter(pk=project.pk).update(
+        result_path=f"{project.storage_prefix}/result-1"
+    )
     project.refresh_from_db()
 
     # when it is reset
@@ -300,11 +373,20 @@ def test_reset_and_delete_leave_no_objects_under_the_project_prefix(
     assert s3.keys(project.storage_prefix) == []
 
     # given parts sent again, one direct (never registered) and one through the server
-    project = project_create(token=token, name="gone.zip", photos=3, parts=2, filesize=len(data))
+    project = project_create(
+        token=token, name="gone.zip", photos=3, parts=2, filesize=len(data)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         assert _send(_direct(token_client, str(project.id), 0, "PUT"), data[:100]).ok
-        link = links.upload_path(project_id=project.id, generation=project.upload_generation, part=1)
-        assert Client().post(link, data=data[100:], content_type="application/octet-stream").status_code == 200
+        link = links.upload_path(
+            project_id=project.id, generation=project.upload_generation, part=1
+        )
+        assert (
+            Client()
+            .post(link, data=data[100:], content_type="application/octet-stream")
+            .status_code
+            == 200
+        )
     prefix = project.storage_prefix
     assert len(s3.keys(prefix)) == 2
 

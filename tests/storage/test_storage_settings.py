@@ -18,7 +18,11 @@ PRINT = (
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "OPENSCAN_", "AWS_", "DROPBOX_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "OPENSCAN_", "AWS_", "DROPBOX_"))
+    }
     env.update(
         DJANGO_SETTINGS_MODULE="openscan_portal.settings",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
@@ -30,7 +34,14 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _run(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=_env(**env), capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize(
@@ -41,10 +52,27 @@ def _run(*args: str, **env: str) -> subprocess.CompletedProcess:
         ("dropbox", "projects.storage.DropboxStorage"),
     ],
 )
-def test_openscan_storage_selects_the_backend_and_empty_variables_mean_unset(kind, backend):
-    result = _run("-c", PRINT, OPENSCAN_STORAGE=kind, AWS_S3_ENDPOINT_URL="", AWS_ACCESS_KEY_ID="", DROPBOX_OAUTH2_TOKEN="")
+def test_openscan_storage_selects_the_backend_and_empty_variables_mean_unset(
+    kind, backend
+):
+    result = _run(
+        "-c",
+        PRINT,
+        OPENSCAN_STORAGE=kind,
+        AWS_S3_ENDPOINT_URL="",
+        AWS_ACCESS_KEY_ID="",
+        DROPBOX_OAUTH2_TOKEN="",
+    )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [backend, "None", "None", "None", "True", "False", "157286400"]
+    assert result.stdout.split() == [
+        backend,
+        "None",
+        "None",
+        "None",
+        "True",
+        "False",
+        "157286400",
+    ]
 
 
 def test_an_unknown_storage_is_refused_at_start():
@@ -56,9 +84,16 @@ def test_an_unknown_storage_is_refused_at_start():
 @pytest.mark.parametrize("kind", ["s3", "dropbox"])
 def test_check_deploy_stays_clean_on_cloud_storage(kind):
     result = _run(
-        "manage.py", "check", "--deploy", "--fail-level", "WARNING",
-        OPENSCAN_STORAGE=kind, AWS_STORAGE_BUCKET_NAME="openscan", DROPBOX_OAUTH2_REFRESH_TOKEN="r",
-        DROPBOX_APP_KEY="k", DROPBOX_APP_SECRET="s",
+        "manage.py",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        OPENSCAN_STORAGE=kind,
+        AWS_STORAGE_BUCKET_NAME="openscan",
+        DROPBOX_OAUTH2_REFRESH_TOKEN="r",
+        DROPBOX_APP_KEY="k",
+        DROPBOX_APP_SECRET="s",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout

@@ -45,15 +45,28 @@ def _race(count: int, work) -> Counter:
 
 @pytest.fixture(autouse=True)
 def _needs_postgres():
-    assert connection.vendor == "postgresql", "row-level concurrency must be tested on PostgreSQL"
+    assert connection.vendor == "postgresql", (
+        "row-level concurrency must be tested on PostgreSQL"
+    )
 
 
 def test_64_concurrent_creates_against_credit_for_10_charge_exactly_10():
-    token, _ = token_issue(email="race@example.org", forename="R", surname="Ace", credit=10 * GB, limit_filesize=2 * GB)
+    token, _ = token_issue(
+        email="race@example.org",
+        forename="R",
+        surname="Ace",
+        credit=10 * GB,
+        limit_filesize=2 * GB,
+    )
 
     outcomes = _race(
         64,
-        lambda i: project_create(token=token, name=f"scan-{i}.zip", photos=10, parts=5, filesize=GB) and "ok",
+        lambda i: (
+            project_create(
+                token=token, name=f"scan-{i}.zip", photos=10, parts=5, filesize=GB
+            )
+            and "ok"
+        ),
     )
 
     token.refresh_from_db()
@@ -65,14 +78,23 @@ def test_64_concurrent_creates_against_credit_for_10_charge_exactly_10():
 
 
 def test_64_concurrent_creates_of_one_name_make_one_project_and_one_charge():
-    token, _ = token_issue(email="same@example.org", forename="S", surname="Ame", credit=10 * GB)
+    token, _ = token_issue(
+        email="same@example.org", forename="S", surname="Ame", credit=10 * GB
+    )
 
     outcomes = _race(
-        64, lambda i: str(project_create(token=token, name="same name.zip", photos=3, parts=5, filesize=GB).pk)
+        64,
+        lambda i: str(
+            project_create(
+                token=token, name="same name.zip", photos=3, parts=5, filesize=GB
+            ).pk
+        ),
     )
 
     project = Project.objects.get(token=token)
-    assert outcomes == Counter({str(project.pk): 64})  # every caller got the same project
+    assert outcomes == Counter(
+        {str(project.pk): 64}
+    )  # every caller got the same project
     token.refresh_from_db()
     assert token.credit == 9 * GB
     assert CreditLedgerEntry.objects.filter(token=token, kind="charge").count() == 1
@@ -83,7 +105,17 @@ def test_50_concurrent_public_creates_never_overshoot_the_daily_quota(settings):
     public = public_token_ensure()
 
     outcomes = _race(
-        50, lambda i: project_create(token=public, name=f"pub-{i}.zip", photos=3, parts=4, filesize=700_000_000) and "ok"
+        50,
+        lambda i: (
+            project_create(
+                token=public,
+                name=f"pub-{i}.zip",
+                photos=3,
+                parts=4,
+                filesize=700_000_000,
+            )
+            and "ok"
+        ),
     )
 
     assert outcomes == Counter({"ok": 14, 402: 36})

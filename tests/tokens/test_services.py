@@ -13,14 +13,18 @@ pytestmark = pytest.mark.django_db
 
 
 def test_token_issue_stores_only_the_hash_and_grants_credit_through_the_ledger():
-    token, key = services.token_issue(email="a@example.org", forename="A", surname="B", credit=3 * GB)
+    token, key = services.token_issue(
+        email="a@example.org", forename="A", surname="B", credit=3 * GB
+    )
 
     assert key.startswith("osp_") and len(key) == 44
     assert token.key_hash == services.key_hash(key)
     assert key not in str(Token.objects.filter(pk=token.pk).values().get())
     assert token.masked_key == f"osp_…{key[-4:]}"
     assert token.credit == 3 * GB
-    assert list(token.ledger.values_list("kind", "amount", "balance_after")) == [("grant", 3 * GB, 3 * GB)]
+    assert list(token.ledger.values_list("kind", "amount", "balance_after")) == [
+        ("grant", 3 * GB, 3 * GB)
+    ]
     assert selectors.token_get_by_key(key=key) == token
 
 
@@ -43,7 +47,11 @@ def test_charge_refund_and_adjust_keep_balance_equal_to_ledger_sum(private_token
     token, _ = private_token
     services.credit_charge(token=token, amount=4 * GB, reason="p1", project_ref="x")
     services.credit_refund(
-        token=token, amount=4 * GB, reason="p1 failed", project_ref="x", charged_on=datetime.date.today()
+        token=token,
+        amount=4 * GB,
+        reason="p1 failed",
+        project_ref="x",
+        charged_on=datetime.date.today(),
     )
     services.credit_adjust(token=token, amount=-GB, reason="correction")
     token.refresh_from_db()
@@ -60,8 +68,12 @@ def test_charge_refund_and_adjust_keep_balance_equal_to_ledger_sum(private_token
 
 def test_charge_beyond_balance_is_refused_and_changes_nothing(private_token):
     token, _ = private_token
-    with pytest.raises(services.InsufficientCreditError, match="Not enough credit") as info:
-        services.credit_charge(token=token, amount=11 * GB, reason="too big", project_ref="x")
+    with pytest.raises(
+        services.InsufficientCreditError, match="Not enough credit"
+    ) as info:
+        services.credit_charge(
+            token=token, amount=11 * GB, reason="too big", project_ref="x"
+        )
     token.refresh_from_db()
     assert info.value.status == 402
     assert token.credit == 10 * GB
@@ -69,23 +81,39 @@ def test_charge_beyond_balance_is_refused_and_changes_nothing(private_token):
 
 
 @pytest.mark.parametrize(("amount", "reason"), [(0, "x"), (-11 * GB, "x"), (GB, "  ")])
-def test_admin_adjustment_rejects_zero_negative_balance_and_missing_reason(private_token, amount, reason):
+def test_admin_adjustment_rejects_zero_negative_balance_and_missing_reason(
+    private_token, amount, reason
+):
     token, _ = private_token
     with pytest.raises(ApplicationError):
         services.credit_adjust(token=token, amount=amount, reason=reason)
     assert token.ledger.count() == 1
 
 
-def test_public_quota_is_per_utc_day_and_refunds_go_back_to_the_day_charged(public_token):
+def test_public_quota_is_per_utc_day_and_refunds_go_back_to_the_day_charged(
+    public_token,
+):
     quota = public_token.daily_quota
-    with time_machine.travel(datetime.datetime(2026, 3, 1, 23, 59, 59, tzinfo=datetime.UTC), tick=False):
-        services.credit_charge(token=public_token, amount=quota, reason="all of it", project_ref="a")
-        with pytest.raises(services.InsufficientCreditError, match="quota for today is used up"):
-            services.credit_charge(token=public_token, amount=1, reason="one more", project_ref="b")
+    with time_machine.travel(
+        datetime.datetime(2026, 3, 1, 23, 59, 59, tzinfo=datetime.UTC), tick=False
+    ):
+        services.credit_charge(
+            token=public_token, amount=quota, reason="all of it", project_ref="a"
+        )
+        with pytest.raises(
+            services.InsufficientCreditError, match="quota for today is used up"
+        ):
+            services.credit_charge(
+                token=public_token, amount=1, reason="one more", project_ref="b"
+            )
         assert selectors.token_credit_available(token=public_token) == 0
-    with time_machine.travel(datetime.datetime(2026, 3, 2, 0, 0, 0, tzinfo=datetime.UTC), tick=False):
+    with time_machine.travel(
+        datetime.datetime(2026, 3, 2, 0, 0, 0, tzinfo=datetime.UTC), tick=False
+    ):
         assert selectors.token_credit_available(token=public_token) == quota
-        services.credit_charge(token=public_token, amount=5, reason="next day", project_ref="c")
+        services.credit_charge(
+            token=public_token, amount=5, reason="next day", project_ref="c"
+        )
         services.credit_refund(
             token=public_token,
             amount=quota,
@@ -113,18 +141,36 @@ def test_public_token_ensure_is_idempotent_and_follows_the_configured_key(settin
 def test_create_token_command_prints_only_the_key(capsys):
     call_command(
         "create_token",
-        "--kind", "private", "--email", "m@example.org", "--forename", "Mia",
-        "--surname", "Museum", "--credit", "2000000000", "--limit-photos", "300",
+        "--kind",
+        "private",
+        "--email",
+        "m@example.org",
+        "--forename",
+        "Mia",
+        "--surname",
+        "Museum",
+        "--credit",
+        "2000000000",
+        "--limit-photos",
+        "300",
     )
     key = capsys.readouterr().out.strip()
     token = selectors.token_get_by_key(key=key)
     assert token is not None and "\n" not in key
-    assert (token.credit, token.limit_photos, token.email) == (2 * GB, 300, "m@example.org")
+    assert (token.credit, token.limit_photos, token.email) == (
+        2 * GB,
+        300,
+        "m@example.org",
+    )
 
 
 def test_request_token_mails_a_key_once_and_a_reminder_after(mailoutbox):
-    token = services.token_request(email="new@example.org", forename="Nia", surname="New")
-    again = services.token_request(email="NEW@example.org", forename="Nia", surname="New")
+    token = services.token_request(
+        email="new@example.org", forename="Nia", surname="New"
+    )
+    again = services.token_request(
+        email="NEW@example.org", forename="Nia", surname="New"
+    )
 
     assert token is not None and again is None
     assert Token.objects.filter(email__iexact="new@example.org").count() == 1

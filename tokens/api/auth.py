@@ -11,5 +11,7 @@ def request_token(request: Request) -> Token:
         return request.auth
     token = token_for_user(user=request.user)
     if token is None:
-        raise exceptions.PermissionDenied("This account has no active token yet; verify your e-mail first.")
+        raise exceptions.PermissionDenied(
+            "This account has no active token yet; verify your e-mail first."
+        )
     return token

@@ -26,7 +26,15 @@ class TokenOutputSerializer(serializers.Serializer):
 class LedgerEntryOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = CreditLedgerEntry
-        fields = ["id", "created_at", "kind", "amount", "balance_after", "reason", "project_ref"]
+        fields = [
+            "id",
+            "created_at",
+            "kind",
+            "amount",
+            "balance_after",
+            "reason",
+            "project_ref",
+        ]
 
 
 class TokenDetailApi(APIView):

@@ -12,7 +12,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("input", help="folder of photos or a zip of them")
         parser.add_argument("--out", required=True, help="folder for the model files")
-        parser.add_argument("--preset", choices=["fast", "balanced", "quality"], default="balanced")
+        parser.add_argument(
+            "--preset", choices=["fast", "balanced", "quality"], default="balanced"
+        )
         parser.add_argument("--time-limit", type=float, default=None, help="seconds")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -20,4 +22,6 @@ class Command(BaseCommand):
         if options["time_limit"]:
             argv += ["--time-limit", str(options["time_limit"])]
         if pipeline_main(argv) != 0:
-            raise CommandError("The reconstruction failed (the reason is printed above).")
+            raise CommandError(
+                "The reconstruction failed (the reason is printed above)."
+            )

@@ -16,17 +16,34 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--port", default=os.environ.get("PORT", "8000"))
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-        parser.add_argument("--no-worker", action="store_true", help="Serve only the web part.")
+        parser.add_argument(
+            "--no-worker", action="store_true", help="Serve only the web part."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         env = {**os.environ, "PORT": str(options["port"]), "HOST": options["host"]}
         config = str(settings.BASE_DIR / "gunicorn.conf.py")
-        commands = [[sys.executable, "-m", "gunicorn", "-c", config, "openscan_portal.wsgi:application"]]
+        commands = [
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                config,
+                "openscan_portal.wsgi:application",
+            ]
+        ]
         if not options["no_worker"]:
-            commands.append([sys.executable, str(settings.BASE_DIR / "manage.py"), "qcluster"])
+            commands.append(
+                [sys.executable, str(settings.BASE_DIR / "manage.py"), "qcluster"]
+            )
         children = [subprocess.Popen(cmd, env=env) for cmd in commands]
         url = f"http://{options['host']}:{options['port']}/"
-        self.stdout.write(self.style.SUCCESS(f"OpenScan Portal on {url} (worker: {len(children) > 1}). Ctrl-C stops."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"OpenScan Portal on {url} (worker: {len(children) > 1}). Ctrl-C stops."
+            )
+        )
 
         def stop(signum: int, frame: object) -> None:
             for child in children:
@@ -46,6 +63,10 @@ class Command(BaseCommand):
                     child.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     child.kill()
-        failed = [c.returncode for c in children if c.returncode not in (0, -signal.SIGTERM, None)]
+        failed = [
+            c.returncode
+            for c in children
+            if c.returncode not in (0, -signal.SIGTERM, None)
+        ]
         if failed:
             raise SystemExit(1)

@@ -11,4 +11,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         names = schedules_ensure()
         if options["verbosity"]:
-            self.stdout.write(f"Schedules ready: {', '.join(names) if names else 'none'}.")
+            self.stdout.write(
+                f"Schedules ready: {', '.join(names) if names else 'none'}."
+            )

@@ -16,23 +16,31 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("--admin", default="", help="Create this admin user if missing.")
+        parser.add_argument(
+            "--admin", default="", help="Create this admin user if missing."
+        )
         parser.add_argument("--admin-email", default="admin@localhost")
 
     def handle(self, *args: Any, **options: Any) -> None:
         token = public_token_ensure()
         if options["verbosity"]:
-            self.stdout.write(f"Public token ready ({token.masked_key}), daily quota {token.daily_quota} bytes.")
+            self.stdout.write(
+                f"Public token ready ({token.masked_key}), daily quota {token.daily_quota} bytes."
+            )
         call_command("setup_schedules", verbosity=options["verbosity"])
         username = options["admin"]
         if not username:
             return
         users = get_user_model()
         if users.objects.filter(username=username).exists():
-            self.stdout.write(f"Admin account '{username}' exists (password unchanged).")
+            self.stdout.write(
+                f"Admin account '{username}' exists (password unchanged)."
+            )
             return
         password = secrets.token_urlsafe(12)
-        users.objects.create_superuser(username=username, email=options["admin_email"], password=password)
+        users.objects.create_superuser(
+            username=username, email=options["admin_email"], password=password
+        )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Admin account created: user '{username}', password '{password}' "

@@ -16,9 +16,15 @@ class Command(BaseCommand):
         parser.add_argument("--email", required=True)
         parser.add_argument("--forename", required=True)
         parser.add_argument("--surname", required=True)
-        parser.add_argument("--credit", type=int, required=True, help="Bytes of credit.")
-        parser.add_argument("--limit-filesize", type=int, default=None, help="Bytes per project.")
-        parser.add_argument("--limit-photos", type=int, default=None, help="Photos per project.")
+        parser.add_argument(
+            "--credit", type=int, required=True, help="Bytes of credit."
+        )
+        parser.add_argument(
+            "--limit-filesize", type=int, default=None, help="Bytes per project."
+        )
+        parser.add_argument(
+            "--limit-photos", type=int, default=None, help="Photos per project."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -34,5 +40,7 @@ class Command(BaseCommand):
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         except ValidationError as exc:
-            raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
+            raise CommandError(
+                "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+            ) from exc
         self.stdout.write(key)
