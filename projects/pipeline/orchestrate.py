@@ -152,6 +152,7 @@ def _reconstruct(request: ReconstructionRequest, run: _Run) -> ReconstructionRes
                 config.dense_planes,
                 config.dense_neighbours,
                 min_ncc=config.dense_min_ncc,
+                max_views=config.dense_max_views,
             )
             cloud = dense.densify(
                 model,

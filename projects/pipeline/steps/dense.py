@@ -1,9 +1,13 @@
-"""Dense points on the CPU: plane-sweep depth maps, consistency filtering, fusion.
+"""Dense points on the CPU: coarse-to-fine plane sweep, consistency filtering, fusion.
 
 COLMAP's PatchMatch needs CUDA, so on CPU every registered photo gets a depth
-map by sweeping fronto-parallel planes through the depth range its sparse points
-span, scoring each plane by the normalised cross-correlation (NCC) with its best
-neighbours (the best half, so an occluded neighbour does not veto a depth).
+map in two passes. First, fronto-parallel planes are swept at half resolution
+through the depth range its sparse points span, each scored by the normalised
+cross-correlation (NCC) with its neighbours (the best half, so an occluded
+neighbour does not veto a depth). Then, at full resolution, a few per-pixel
+depth hypotheses around that coarse depth are scored the same way (cv2.remap)
+and the minimum is refined by a parabola. Against one full-resolution sweep
+this costs about a third and resolves depth about three times finer.
 Depths that disagree with neighbouring depth maps are dropped; the rest are
 fused into a coloured, oriented point cloud on a voxel grid.
 """
@@ -40,6 +44,7 @@ class DenseConfig:
     # Coarse-to-fine: sweep ``planes`` at this share of the resolution, then
     # search ``refine_steps`` each side of that depth at full resolution,
     # ``refine_span`` coarse plane steps wide. 1.0 = one full-resolution sweep.
+    max_views: int = 0  # depth maps for at most this many photos; 0 = all
     coarse_scale: float = 0.5
     refine_steps: int = 4
     refine_span: float = 1.5
@@ -56,6 +61,7 @@ class _View:
     neighbours: list[int]
     depth: F32 | None = None
     normal: F32 | None = None
+    checks: list[int] | None = None  # depth maps to agree with; None = neighbours
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +96,9 @@ def _load_view(model: SparseModel, index: int, image_dir: Path, max_size: int) -
 
 
 def _select_neighbours(
-    model: SparseModel, count: int
+    model: SparseModel, count: int, allowed: NDArray[np.bool_] | None = None
 ) -> tuple[list[list[int]], list[tuple[float, float]]]:
-    """Neighbours sharing many sparse points at a useful triangulation angle."""
+    """Neighbours (among ``allowed``) sharing many sparse points at a useful angle."""
     n = len(model.cameras)
     incidence = np.zeros((len(model.points), n), np.float32)
     for p, cams in enumerate(model.visibility):
@@ -117,6 +123,8 @@ def _select_neighbours(
         )
         score = shared[i] * weight
         score[i] = 0
+        if allowed is not None:
+            score[~allowed] = 0
         order = [int(j) for j in np.argsort(-score) if score[j] > 0][:count]
         neighbours.append(order)
         pts = model.points[seen] if seen.sum() >= 10 else model.points
@@ -160,7 +168,11 @@ def _ncc(ref: F32, mu_r: F32, var_r: F32, warped: F32, k: int) -> F32:
     return cov / np.sqrt(var_r * var_w + 1e-6)
 
 
-def _relative(views: list[_View], ref: _View) -> list[tuple[_View, NDArray[np.float64], NDArray[np.float64]]]:
+_Pose = tuple[_View, NDArray[np.float64], NDArray[np.float64]]
+
+
+def _relative(views: list[_View], ref: _View) -> list[_Pose]:
+    """Each neighbour with its rotation and translation from ``ref``'s camera."""
     out = []
     for j in ref.neighbours:
         nb = views[j]
@@ -169,22 +181,25 @@ def _relative(views: list[_View], ref: _View) -> list[tuple[_View, NDArray[np.fl
     return out
 
 
-def _level(gray: F32, scale: float, K: NDArray[np.float64]) -> tuple[F32, NDArray[np.float64]]:
+def _level(
+    gray: F32, scale: float, intrinsics: NDArray[np.float64]
+) -> tuple[F32, NDArray[np.float64]]:
     """``gray`` resized by ``scale`` and its intrinsics (pixel-centre convention)."""
     if scale == 1.0:
-        return gray, K
+        return gray, intrinsics
     h, w = gray.shape
     size = (max(8, round(w * scale)), max(8, round(h * scale)))
     sx, sy = size[0] / w, size[1] / h
     small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-    Ks = np.array(
+    k = intrinsics
+    scaled = np.array(
         [
-            [K[0, 0] * sx, 0, (K[0, 2] + 0.5) * sx - 0.5],
-            [0, K[1, 1] * sy, (K[1, 2] + 0.5) * sy - 0.5],
+            [k[0, 0] * sx, 0, (k[0, 2] + 0.5) * sx - 0.5],
+            [0, k[1, 1] * sy, (k[1, 2] + 0.5) * sy - 0.5],
             [0, 0, 1],
         ]
     )
-    return small, Ks
+    return small, scaled
 
 
 def _parabola(cost: F32, best: NDArray[np.intp]) -> tuple[F32, F32]:
@@ -202,26 +217,26 @@ def _parabola(cost: F32, best: NDArray[np.intp]) -> tuple[F32, F32]:
 def _sweep(
     views: list[_View], ref: _View, cfg: DenseConfig, scale: float
 ) -> tuple[F32, F32, float]:
-    """Coarse plane sweep at ``scale``: inverse depth per pixel, its cost, the plane step."""
-    gray, K = _level(ref.gray, scale, ref.K)
+    """Plane sweep at ``scale``: inverse depth per pixel, its cost, the plane step."""
+    gray, k_ref = _level(ref.gray, scale, ref.K)
     h, w = gray.shape
-    k = cfg.window if scale == 1.0 else max(5, int(round(cfg.window * scale)) | 1)
+    k = cfg.window if scale == 1.0 else max(5, round(cfg.window * scale) | 1)
     mu_r = _box(gray, k)
     var_r = np.maximum(_box(gray * gray, k) - mu_r * mu_r, 0)
-    inv_k = np.linalg.inv(K)
+    inv_k = np.linalg.inv(k_ref)
     lo, hi = ref.depth_range
     inv_depths = np.linspace(1.0 / lo, 1.0 / hi, cfg.planes)
     rel = []
     for nb, r_ji, t_ji in _relative(views, ref):
-        g, Kn = _level(nb.gray, scale, nb.K)
-        rel.append((g, Kn, r_ji, t_ji))
+        g, k_nb = _level(nb.gray, scale, nb.K)
+        rel.append((g, k_nb, r_ji, t_ji))
     keep = max(1, math.ceil(len(rel) / 2))
     cost = np.empty((cfg.planes, h, w), np.float32)
     normal = np.array([[0.0, 0.0, 1.0]])
     for d, inv_d in enumerate(inv_depths):
         top = _TopMean(keep, (h, w))
-        for g, Kn, r_ji, t_ji in rel:
-            hom = Kn @ (r_ji + t_ji[:, None] @ normal * inv_d) @ inv_k
+        for g, k_nb, r_ji, t_ji in rel:
+            hom = k_nb @ (r_ji + t_ji[:, None] @ normal * inv_d) @ inv_k
             warped = cv2.warpPerspective(
                 g,
                 hom,
@@ -273,7 +288,12 @@ def _refine(
             my = (a1 + inv * b[1]) / z
             mx[bad] = -1e4
             warped = cv2.remap(
-                g, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0
+                g,
+                mx,
+                my,
+                cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0.0,
             )
             top.add(_ncc(ref.gray, mu_r, var_r, warped, k))
         cost[n] = 1.0 - top.mean()
@@ -300,11 +320,7 @@ def _depth_map(views: list[_View], i: int, cfg: DenseConfig) -> None:
         inv[unknown] = 0.0
     else:
         inv, c1, _ = _sweep(views, ref, cfg, 1.0)
-    valid = (
-        (1.0 - c1 > cfg.min_ncc)
-        & (np.sqrt(var_r) > cfg.min_texture)
-        & (inv > 0)
-    )
+    valid = (1.0 - c1 > cfg.min_ncc) & (np.sqrt(var_r) > cfg.min_texture) & (inv > 0)
     depth = np.where(valid, 1.0 / np.maximum(inv, 1e-9), 0.0).astype(np.float32)
     ref.depth = depth
     ref.normal = _normals_from_depth(depth, np.linalg.inv(ref.K))
@@ -339,7 +355,8 @@ def _consistent_points(
     pts_cam = _backproject(ref.depth, np.linalg.inv(ref.K))[mask].astype(np.float64)
     world = (pts_cam - ref.t) @ ref.R
     votes = np.zeros(len(world), np.int32)
-    for j in ref.neighbours:
+    checks = ref.neighbours if ref.checks is None else ref.checks
+    for j in checks:
         nb = views[j]
         if nb.depth is None:
             continue
@@ -353,7 +370,7 @@ def _consistent_points(
         dz = np.zeros(len(z))
         dz[inside] = nb.depth[v[inside], u[inside]]
         votes += inside & (dz > 0) & (np.abs(dz - z) < cfg.depth_tolerance * z)
-    need = min(cfg.min_consistent, len(ref.neighbours))
+    need = min(cfg.min_consistent, len(checks))
     good = votes >= need
     normals = ref.normal[mask][good].astype(np.float64) @ ref.R  # camera -> world
     return world[good], ref.color[mask][good], normals
@@ -404,6 +421,17 @@ def densify(
     for view, nbs, rng in zip(views, neighbours, ranges, strict=True):
         view.neighbours, view.depth_range = nbs, rng
     todo = [i for i, v in enumerate(views) if v.neighbours]
+    if 0 < cfg.max_views < len(todo):
+        # Large sets: depth maps for evenly spread views (capture order) only;
+        # every photo still serves as a neighbour for photo-consistency.
+        todo = sorted(
+            {todo[round(k * len(todo) / cfg.max_views)] for k in range(cfg.max_views)}
+        )
+        allowed = np.zeros(len(views), bool)
+        allowed[todo] = True
+        checks, _ = _select_neighbours(model, cfg.neighbours, allowed)
+        for i in todo:
+            views[i].checks = checks[i]
     done = [0]
 
     def run(i: int) -> None:

@@ -17,6 +17,7 @@ from projects.pipeline.types import PipelineError
 
 Float = NDArray[np.float64]
 MAX_POISSON_POINTS = 150_000
+PLANE_SAMPLE = 100_000
 # Poisson vertices below this density quantile are trimmed; 0.04 cut away the
 # object's grazing-lit base (visible F@0.5 % 0.93 -> 0.96 at 0.01, benchmarks/).
 DENSITY_TRIM_QUANTILE = 0.01
@@ -76,7 +77,13 @@ def isolate_object(
     diag = _diagonal(points)
     removed = False
     if len(points) > 500:
-        plane, inliers = engine.fit_plane(points, threshold=0.004 * diag)
+        # The plane from 100k random points is the plane from all of them,
+        # at a tenth of the RANSAC time for a million-point dense cloud.
+        sample = points
+        if len(points) > PLANE_SAMPLE:
+            pick = np.random.default_rng(0).choice(len(points), PLANE_SAMPLE, False)
+            sample = points[pick]
+        plane, inliers = engine.fit_plane(sample, threshold=0.004 * diag)
         n = plane[:3] / np.linalg.norm(plane[:3])
         horizontal = abs(n[1]) > 0.95
         height = -plane[3] / n[1] if horizontal else 0.0
@@ -85,7 +92,7 @@ def isolate_object(
         # A turntable: a horizontal plane with the cameras and most points above it.
         if (
             horizontal
-            and len(inliers) > 0.05 * len(points)
+            and len(inliers) > 0.05 * len(sample)
             and above.mean() > 0.5
             and cams_above > 0.8
         ):
