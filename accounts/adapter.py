@@ -4,7 +4,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest
 from django.urls import reverse
 
-from accounts.services import account_token_ensure
+from tokens.services import token_for_verified_user
 
 # The session key under which a freshly issued token key waits to be shown once.
 NEW_KEY_SESSION = "tokens.new_key"
@@ -16,7 +16,7 @@ class AccountAdapter(DefaultAccountAdapter):
     def confirm_email(self, request: HttpRequest, email_address: EmailAddress) -> bool:
         confirmed = super().confirm_email(request, email_address)
         if confirmed and email_address.verified:
-            _token, key = account_token_ensure(user=email_address.user)
+            _token, key = token_for_verified_user(user=email_address.user)
             if key:
                 request.session[NEW_KEY_SESSION] = key
         return confirmed

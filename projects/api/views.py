@@ -1,5 +1,6 @@
 """The REST API for projects: create, list, detail, delete, resumable part upload, start."""
 
+from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpResponse
@@ -96,34 +97,29 @@ class ProjectStatusApi(APIView):
         )
 
 
-class ProjectStartApi(APIView):
+class _ProjectActionApi(APIView):
+    """POST runs one project service and answers with the project."""
+
+    service: Callable[..., Project]
+
     @extend_schema(request=None, responses=ProjectOutputSerializer)
     def post(self, request: Request, project_id: str) -> Response:
         project = selectors.project_get(
             token=request_token(request), project_id=project_id
         )
-        project = services.project_start(project=project)
-        return Response(project_output(request, project))
+        return Response(project_output(request, type(self).service(project=project)))
 
 
-class ProjectResetApi(APIView):
-    @extend_schema(request=None, responses=ProjectOutputSerializer)
-    def post(self, request: Request, project_id: str) -> Response:
-        project = selectors.project_get(
-            token=request_token(request), project_id=project_id
-        )
-        project = services.project_reset(project=project)
-        return Response(project_output(request, project))
+class ProjectStartApi(_ProjectActionApi):
+    service = staticmethod(services.project_start)
 
 
-class ProjectCancelApi(APIView):
-    @extend_schema(request=None, responses=ProjectOutputSerializer)
-    def post(self, request: Request, project_id: str) -> Response:
-        project = selectors.project_get(
-            token=request_token(request), project_id=project_id
-        )
-        project = services.project_cancel(project=project)
-        return Response(project_output(request, project))
+class ProjectResetApi(_ProjectActionApi):
+    service = staticmethod(services.project_reset)
+
+
+class ProjectCancelApi(_ProjectActionApi):
+    service = staticmethod(services.project_cancel)
 
 
 class ProjectNotifyApi(APIView):

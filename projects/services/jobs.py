@@ -30,7 +30,7 @@ from projects.models import Project
 from projects.pipeline import PipelineError, Preset, Progress, ReconstructionRequest
 from projects.selectors import RESULT_FILES
 from projects.services.notifications import notification_enqueue
-from projects.services.projects import project_refund
+from projects.services.projects import project_refund, storage_delete_tree
 from projects.services.queue import job_enqueue, job_enqueue_on_commit
 from projects.services.uploads import temp_dir, temp_dir_remove
 
@@ -229,7 +229,7 @@ def job_run(*, project: Project) -> None:
     with transaction.atomic():
         locked = Project.objects.select_for_update().get(pk=project.pk)
         if locked.status != Project.Status.PROCESSING:
-            transaction.on_commit(lambda: _delete_prefix(prefix))
+            transaction.on_commit(lambda: storage_delete_tree(prefix))
             return
         summary = (
             f"Done: {result.images_registered} of {result.images_total} photos placed, "
@@ -260,12 +260,6 @@ def job_run(*, project: Project) -> None:
         }
         locked.save()
     job_after_finish(project=locked)
-
-
-def _delete_prefix(prefix: str) -> None:
-    from projects.services.projects import storage_delete_tree
-
-    storage_delete_tree(prefix)
 
 
 def job_run_next() -> Project | None:
