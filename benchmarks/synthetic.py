@@ -47,6 +47,17 @@ class TurntableSpec:
     seed: int = 7
     supersample: int = 2
     jpeg_quality: int = 92
+    # The kinds of capture real users send, beyond ring-ordered rings:
+    path: str = "rings"  # "rings", or "fibonacci": OpenScan's sphere path
+    polar_band_deg: tuple[float, float] = (
+        12.0,
+        125.0,
+    )  # fibonacci: from straight above
+    order: str = "capture"  # "capture" (ring by ring / nearest neighbour) or "shuffled"
+    backdrop: str = (
+        "plain"  # "plain", or "still": a textured backdrop fixed in every photo
+    )
+    mixed_cameras: bool = False  # every other photo from a second body and lens
 
     @property
     def per_ring(self) -> int:
@@ -111,24 +122,78 @@ class _SolidTexture:
         return np.clip(out, 0.03, 1.0)
 
 
-def camera_poses(spec: TurntableSpec, target: NDArray[np.float64]) -> list[dict]:
-    """World-to-camera poses on rings, in capture order (ring by ring)."""
-    poses = []
+def _ring_directions(spec: TurntableSpec) -> list[NDArray[np.float64]]:
+    out = []
     for ring, elevation in enumerate(spec.elevations_deg[: spec.rings]):
         for k in range(spec.per_ring):
             az = 2 * math.pi * k / spec.per_ring + ring * 0.3
             el = math.radians(elevation)
-            offset = np.array(
-                [math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)]
+            out.append(
+                np.array(
+                    [
+                        math.cos(el) * math.cos(az),
+                        math.cos(el) * math.sin(az),
+                        math.sin(el),
+                    ]
+                )
             )
-            centre = target + spec.distance * offset
-            forward = (target - centre) / np.linalg.norm(target - centre)
-            right = np.cross(forward, [0.0, 0.0, 1.0])
-            right /= np.linalg.norm(right)
-            down = np.cross(forward, right)
-            rot = np.stack([right, down, forward])
-            poses.append({"R": rot, "t": -rot @ centre, "centre": centre})
+    return out
+
+
+def _fibonacci_directions(spec: TurntableSpec) -> list[NDArray[np.float64]]:
+    """OpenScan's path: a Fibonacci spiral over a band of the sphere, visited
+    nearest-neighbour first (as the rig's path planner orders it)."""
+    lo, hi = (math.cos(math.radians(a)) for a in spec.polar_band_deg)
+    golden = math.pi * (3.0 - math.sqrt(5.0))
+    dirs = []
+    for i in range(spec.views):
+        z = lo + (hi - lo) * (i + 0.5) / spec.views
+        r = math.sqrt(max(0.0, 1.0 - z * z))
+        dirs.append(np.array([r * math.cos(golden * i), r * math.sin(golden * i), z]))
+    order, left = [0], set(range(1, len(dirs)))
+    while left:
+        last = dirs[order[-1]]
+        nxt = min(left, key=lambda j: (float(np.linalg.norm(dirs[j] - last)), j))
+        order.append(nxt)
+        left.remove(nxt)
+    return [dirs[i] for i in order]
+
+
+def camera_poses(spec: TurntableSpec, target: NDArray[np.float64]) -> list[dict]:
+    """World-to-camera poses along the capture path, in capture order."""
+    dirs = (
+        _fibonacci_directions(spec)
+        if spec.path == "fibonacci"
+        else _ring_directions(spec)
+    )
+    poses = []
+    for offset in dirs:
+        centre = target + spec.distance * offset
+        forward = (target - centre) / np.linalg.norm(target - centre)
+        right = np.cross(forward, [0.0, 0.0, 1.0])
+        if np.linalg.norm(right) < 1e-6:  # straight above: any right will do
+            right = np.array([1.0, 0.0, 0.0])
+        right /= np.linalg.norm(right)
+        down = np.cross(forward, right)
+        rot = np.stack([right, down, forward])
+        poses.append({"R": rot, "t": -rot @ centre, "centre": centre})
     return poses
+
+
+def _backdrop(spec: _Body, w: int, h: int) -> NDArray[np.float64]:
+    """The background of every photo: a soft gradient, or a still textured cloth
+    (the same pixels in every photo, as behind a rig whose camera never moves)."""
+    grad = np.repeat(np.linspace(0.22, 0.3, h)[:, None], w, 1)
+    if spec.backdrop != "still":
+        return np.repeat(grad.reshape(-1)[:, None], 3, 1)
+    rng = np.random.default_rng(spec.seed + 99)
+    out = np.zeros((h, w, 3))
+    for cells, weight in ((6, 0.5), (20, 0.35), (64, 0.3)):
+        grid = rng.random((cells, cells * w // h + 1, 3))
+        zoom = (h / grid.shape[0], w / grid.shape[1], 1)
+        out += weight * ndimage.zoom(grid, zoom, order=1)[:h, :w]
+    out = (out - out.mean()) * 2.0 + 0.45
+    return np.clip(out, 0.03, 1.0).reshape(-1, 3)
 
 
 def _render(
@@ -136,7 +201,7 @@ def _render(
     texture: list[_SolidTexture],
     pose: dict,
     focal: float,
-    spec: TurntableSpec,
+    spec: _Body,
 ) -> NDArray[np.uint8]:
     s = spec.supersample
     w, h = spec.width * s, spec.height * s
@@ -152,12 +217,7 @@ def _render(
     geom = hit["geometry_ids"].numpy()
     normals = hit["primitive_normals"].numpy()
     ok = np.isfinite(t)
-    # A soft vertical gradient stands in for a studio backdrop.
-    img = (
-        np.repeat(np.linspace(0.22, 0.3, h)[:, None], w, 1)
-        .reshape(-1)[:, None]
-        .repeat(3, 1)
-    )
+    img = _backdrop(spec, w, h)
     points = origins[ok] + dirs[ok] * t[ok, None]
     light = np.array([0.4, -0.3, 0.86])
     light /= np.linalg.norm(light)
@@ -175,10 +235,10 @@ def _render(
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def _exif(focal_px: float, width: int, height: int) -> Image.Exif:
+def _exif(focal_px: float, width: int, height: int, model: str) -> Image.Exif:
     exif = Image.Exif()
     exif[_TAG_MAKE] = "OpenScan"
-    exif[_TAG_MODEL] = "Synthetic Mini"
+    exif[_TAG_MODEL] = model
     exif[_TAG_ORIENTATION] = 1
     ifd = exif.get_ifd(_EXIF_IFD)
     ifd[_TAG_FOCAL] = round(focal_px * SENSOR_WIDTH_MM / width, 3)
@@ -214,15 +274,23 @@ def generate(out_dir: Path, spec: TurntableSpec) -> Path:
         )
         textures.append(_SolidTexture(spec.seed + 1, disc.bounds[0], disc.bounds[1]))
     target = np.array([0.0, 0.0, (hi[2] - lo[2]) * 0.45])
-    focal = 0.5 * spec.width / math.tan(math.radians(spec.fov_deg) / 2)
+    poses = camera_poses(spec, target)
+    # Shuffled sets carry names in random order, as merged or renamed folders do.
+    numbers = (
+        np.random.default_rng(spec.seed + 5).permutation(len(poses))
+        if spec.order == "shuffled"
+        else np.arange(len(poses))
+    )
     cameras = []
-    for i, pose in enumerate(camera_poses(spec, target)):
-        name = f"IMG_{i:04d}.jpg"
-        pixels = _render(scene, textures, pose, focal, spec)
+    for i, pose in enumerate(poses):
+        name = f"IMG_{numbers[i]:04d}.jpg"
+        body = _body(spec, i)
+        focal = 0.5 * body.width / math.tan(math.radians(body.fov_deg) / 2)
+        pixels = _render(scene, textures, pose, focal, body)
         Image.fromarray(pixels).save(
             images / name,
             quality=spec.jpeg_quality,
-            exif=_exif(focal, spec.width, spec.height),
+            exif=_exif(focal, body.width, body.height, body.model),
         )
         cameras.append(
             {
@@ -231,12 +299,12 @@ def generate(out_dir: Path, spec: TurntableSpec) -> Path:
                 "t": pose["t"].tolist(),
                 "centre": pose["centre"].tolist(),
                 "K": [
-                    [focal, 0, spec.width / 2],
-                    [0, focal, spec.height / 2],
+                    [focal, 0, body.width / 2],
+                    [0, focal, body.height / 2],
                     [0, 0, 1],
                 ],
-                "width": spec.width,
-                "height": spec.height,
+                "width": body.width,
+                "height": body.height,
             }
         )
     marker.write_text(
@@ -245,9 +313,47 @@ def generate(out_dir: Path, spec: TurntableSpec) -> Path:
     return out_dir
 
 
+@dataclass(frozen=True, slots=True)
+class _Body:
+    """One camera body and lens; ``_render`` reads its size and supersampling."""
+
+    model: str
+    width: int
+    height: int
+    fov_deg: float
+    supersample: int
+    backdrop: str
+    seed: int
+
+
+def _body(spec: TurntableSpec, index: int) -> _Body:
+    if spec.mixed_cameras and index % 2:
+        # A second camera: other sensor size, aspect and a longer lens.
+        width = spec.width * 5 // 4 // 8 * 8
+        return _Body(
+            "Synthetic DSLR",
+            width,
+            width * 2 // 3,
+            spec.fov_deg * 0.8,
+            spec.supersample,
+            spec.backdrop,
+            spec.seed,
+        )
+    return _Body(
+        "Synthetic Mini",
+        spec.width,
+        spec.height,
+        spec.fov_deg,
+        spec.supersample,
+        spec.backdrop,
+        spec.seed,
+    )
+
+
 def _spec_dict(spec: TurntableSpec) -> dict:
     return {k: getattr(spec, k) for k in spec.__dataclass_fields__} | {
-        "elevations_deg": list(spec.elevations_deg)
+        "elevations_deg": list(spec.elevations_deg),
+        "polar_band_deg": list(spec.polar_band_deg),
     }
 
 
@@ -257,9 +363,22 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=48)
     parser.add_argument("--size", default="1024x768")
     parser.add_argument("--no-turntable", action="store_true")
+    parser.add_argument("--path", choices=("rings", "fibonacci"), default="rings")
+    parser.add_argument("--order", choices=("capture", "shuffled"), default="capture")
+    parser.add_argument("--backdrop", choices=("plain", "still"), default="plain")
+    parser.add_argument("--mixed-cameras", action="store_true")
     args = parser.parse_args()
     width, height = (int(x) for x in args.size.split("x"))
-    spec = spec_for(args.views, width, height, turntable=not args.no_turntable)
+    spec = spec_for(
+        args.views,
+        width,
+        height,
+        turntable=not args.no_turntable,
+        path=args.path,
+        order=args.order,
+        backdrop=args.backdrop,
+        mixed_cameras=args.mixed_cameras,
+    )
     print(generate(args.out_dir, spec))
 
 

@@ -101,6 +101,26 @@ def extract_features(
     )
 
 
+def read_descriptors(database: Path, names: Sequence[str]) -> list[NDArray[np.uint8]]:
+    """SIFT descriptors per photo, in the order of ``names``."""
+    with pycolmap.Database.open(database) as db:
+        ids = {im.name: im.image_id for im in db.read_all_images()}
+        return [
+            np.asarray(db.read_descriptors(ids[name]).data, dtype=np.uint8)
+            for name in names
+        ]
+
+
+def _verification() -> pycolmap.TwoViewGeometryOptions:
+    verification = pycolmap.TwoViewGeometryOptions()
+    # A rig's still camera sees a still backdrop at the same pixel in every photo:
+    # such matches say nothing about the object's motion and would pull every
+    # camera to one place, so pairs lose them before the geometry is fitted.
+    verification.filter_stationary_matches = True
+    verification.ransac.random_seed = 0  # the same photos give the same pairs
+    return verification
+
+
 def match_features(
     *,
     database: Path,
@@ -112,7 +132,7 @@ def match_features(
     """Match and verify image pairs; return the number of verified pairs."""
     matching = pycolmap.FeatureMatchingOptions()
     matching.num_threads = _threads(threads)
-    verification = pycolmap.TwoViewGeometryOptions()
+    verification = _verification()
     if method == "exhaustive":
         pycolmap.match_exhaustive(
             database, matching_options=matching, verification_options=verification
@@ -136,9 +156,27 @@ def match_features(
             pairing_options=pairing_seq,
             verification_options=verification,
         )
+    return sum(1 for n in verified_inliers(database).values() if n >= 15)
+
+
+def verified_inliers(database: Path) -> dict[tuple[str, str], int]:
+    """Geometrically verified inlier count per matched pair of photo names."""
     with pycolmap.Database.open(database) as db:
-        _, geometries = db.read_two_view_geometries()
-        return sum(1 for g in geometries if g.inlier_matches.shape[0] >= 15)
+        names = {im.image_id: im.name for im in db.read_all_images()}
+        pair_ids, geometries = db.read_two_view_geometries()
+        out = {}
+        for pair_id, geom in zip(pair_ids, geometries, strict=True):
+            a, b = pycolmap.pair_id_to_image_pair(pair_id)
+            out[(names[a], names[b])] = int(geom.inlier_matches.shape[0])
+        return out
+
+
+def keypoint_counts(database: Path) -> dict[str, int]:
+    with pycolmap.Database.open(database) as db:
+        return {
+            im.name: int(db.num_keypoints_for_image(im.image_id))
+            for im in db.read_all_images()
+        }
 
 
 def map_incremental(
@@ -150,12 +188,14 @@ def map_incremental(
     on_image: Callable[[], None],
     refine_focal: bool = True,
     lighter_bundle_adjustment: bool = False,
+    resume: bool = False,
 ) -> SparseModel | None:
     """Incremental SfM; return the largest model or None when nothing registered.
 
     ``lighter_bundle_adjustment``: global BA after 50 % growth instead of 10 %,
     fewer iterations and refinements (48 views: mapping 23 -> 15 CPU-s, camera
-    centres as accurate; benchmarks/).
+    centres as accurate; benchmarks/). ``resume`` continues from the model the
+    last call kept in ``out_dir/best`` (after more pairs were matched).
     """
     options = pycolmap.IncrementalPipelineOptions()
     options.num_threads = _threads(threads)
@@ -171,9 +211,16 @@ def map_incremental(
     options.mapper.random_seed = 1
     options.triangulation.random_seed = 1
     out_dir.mkdir(parents=True, exist_ok=True)
+    kept = out_dir / "best"
+    start = str(kept) if resume and (kept / "images.bin").exists() else ""
     try:
         models = pycolmap.incremental_mapping(
-            database, image_dir, out_dir, options=options, next_image_callback=on_image
+            database,
+            image_dir,
+            out_dir / ("resumed" if start else "first"),
+            options=options,
+            input_path=start,
+            next_image_callback=on_image,
         )
     except RuntimeError as exc:  # pycolmap raises on degenerate input
         raise PipelineError(
@@ -182,6 +229,8 @@ def map_incremental(
     if not models:
         return None
     best = max(models.values(), key=lambda r: r.num_reg_images())
+    kept.mkdir(exist_ok=True)
+    best.write(kept)
     return _to_sparse(best)
 
 

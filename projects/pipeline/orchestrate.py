@@ -25,12 +25,14 @@ from projects.pipeline.steps import (
     texture,
 )
 from projects.pipeline.types import (
+    MatchingReport,
     PipelineError,
     Progress,
     ProgressCallback,
     ReconstructionRequest,
     ReconstructionResult,
     StageTiming,
+    UnusableImage,
     ignore_progress,
 )
 
@@ -122,28 +124,44 @@ def _reconstruct(request: ReconstructionRequest, run: _Run) -> ReconstructionRes
     with run.stage_of("features"):
         features.extract(ingested, database, config, threads)
     with run.stage_of("matching"):
-        pairs = features.match(ingested, database, config, request.workdir, threads)
-        run.report(1.0, verified_pairs=pairs)
+        matcher = features.Matcher(ingested, database, config, request.workdir, threads)
+        matched = matcher.match_planned()
+        run.report(1.0, matched_pairs=matched.pairs, verified_pairs=matched.verified)
+    names = [im.name for im in ingested.images]
     with run.stage_of("sparse"):
-        model = sparse.reconstruct_sparse(
+        outcome = sparse.reconstruct_sparse(
             database=database,
             image_dir=ingested.image_dir,
             out_dir=request.workdir / "sparse",
-            total_images=total,
+            names=names,
             min_share=request.min_registered_share,
             threads=threads,
             on_registered=lambda k: run.report(k / total, registered=k, images=total),
+            # A photo left out gets its best unmatched candidates: all of them
+            # when few are left out, so a set exhaustive matching would place
+            # fully is placed fully.
+            rescue=lambda unplaced: matcher.rescue(
+                unplaced,
+                budget=total
+                if len(unplaced) <= max(8, total // 4)
+                else 3 * config.retrieval_neighbours,
+            ),
             lighter_bundle_adjustment=config.lighter_bundle_adjustment,
         )
-        model = sparse.clean_points(model)
+        model = sparse.clean_points(outcome.model)
         rot, trans = sparse.upright_transform(model)
         model = sparse.apply_transform(model, rot, trans)
         run.report(
             1.0, registered=len(model.cameras), images=total, points=len(model.points)
         )
-    if len(model.cameras) < total:
+    matched = matcher.summary(matched.reason)
+    if outcome.unplaced:
+        left_out = ", ".join(sorted(outcome.unplaced)[:12])
+        more = len(outcome.unplaced) - 12
         warnings.append(
-            f"{total - len(model.cameras)} of {total} photos could not be placed and were left out."
+            f"{len(outcome.unplaced)} of {total} photos could not be placed and were "
+            f"left out: {left_out}{f' and {more} more' if more > 0 else ''}. "
+            "report.json says why for each."
         )
     with run.stage_of("dense"):
         if config.dense:
@@ -222,6 +240,12 @@ def _reconstruct(request: ReconstructionRequest, run: _Run) -> ReconstructionRes
         timings=tuple(run.timings),
         unusable_images=ingested.unusable,
         warnings=tuple(warnings),
+        matching=MatchingReport(
+            matched.strategy, matched.reason, matched.pairs, matched.verified
+        ),
+        unplaced_images=tuple(
+            UnusableImage(name, why) for name, why in sorted(outcome.unplaced.items())
+        ),
     )
     _write_report(request, run, {"result": _result_dict(result)})
     export.write_archive(request.out_dir)

@@ -14,8 +14,7 @@ class PresetConfig:
     sift_upsample_below: (
         int  # upsample smaller photos before SIFT: more features, ~3x slower
     )
-    matching: str  # "turntable" (ring-aware pairs), "sequential" or "exhaustive"
-    match_window: int  # turntable: neighbours matched on each side in capture order
+    retrieval_neighbours: int  # most similar photos matched with each (by content)
     lighter_bundle_adjustment: bool  # fewer global BAs and iterations while mapping
     dense: bool
     dense_max_size: int
@@ -35,8 +34,7 @@ PRESETS: dict[Preset, PresetConfig] = {
         sift_max_image_size=800,
         sift_max_features=4096,
         sift_upsample_below=640,
-        matching="turntable",
-        match_window=4,
+        retrieval_neighbours=12,
         lighter_bundle_adjustment=True,
         dense=False,
         dense_max_size=0,
@@ -53,8 +51,7 @@ PRESETS: dict[Preset, PresetConfig] = {
         sift_max_image_size=800,
         sift_max_features=4096,
         sift_upsample_below=640,
-        matching="turntable",
-        match_window=4,
+        retrieval_neighbours=12,
         lighter_bundle_adjustment=True,
         dense=True,
         dense_max_size=480,
@@ -71,8 +68,7 @@ PRESETS: dict[Preset, PresetConfig] = {
         sift_max_image_size=1600,
         sift_max_features=8192,
         sift_upsample_below=2000,
-        matching="exhaustive",
-        match_window=8,
+        retrieval_neighbours=30,
         lighter_bundle_adjustment=False,
         dense=True,
         dense_max_size=640,

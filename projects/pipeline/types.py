@@ -115,6 +115,14 @@ class ReconstructionOutputs:
 
 
 @dataclass(frozen=True, slots=True)
+class MatchingReport:
+    strategy: str  # "exhaustive" or "retrieval", "+rescue" after a second pass
+    reason: str
+    pairs: int
+    verified_pairs: int
+
+
+@dataclass(frozen=True, slots=True)
 class ReconstructionResult:
     outputs: ReconstructionOutputs
     images_total: int
@@ -128,6 +136,8 @@ class ReconstructionResult:
     timings: tuple[StageTiming, ...]
     unusable_images: tuple[UnusableImage, ...]
     warnings: tuple[str, ...]
+    matching: MatchingReport | None = None
+    unplaced_images: tuple[UnusableImage, ...] = ()  # readable, but not placed
 
     @property
     def seconds(self) -> float:

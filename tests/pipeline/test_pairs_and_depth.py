@@ -5,16 +5,64 @@ from __future__ import annotations
 import numpy as np
 
 from projects.pipeline.steps.dense import _level, _TopMean
-from projects.pipeline.steps.features import turntable_pairs
+from projects.pipeline.steps.pairs import plan_pairs, rescue_pairs
 
 
-def test_turntable_pairs_reach_the_next_ring_and_close_the_loop() -> None:
-    pairs = set(turntable_pairs(48, window=4))
-    assert {(0, 1), (0, 4), (0, 47)} <= pairs  # neighbours and the wrap-around
-    assert (0, 16) in pairs  # 3 rings of 16: same azimuth, next ring
-    assert (0, 24) in pairs  # 2 rings of 24
-    assert (0, 5) not in pairs
-    assert len(pairs) < 48 * 47 // 2 / 2  # far fewer than exhaustive
+def _photo_descriptors(count: int, seed: int = 0) -> tuple[list[np.ndarray], list[int]]:
+    """Descriptors of ``count`` photos in a ring: each shares a pool with its
+    ring neighbours only. Returned shuffled, with the true ring position of each."""
+    rng = np.random.default_rng(seed)
+    pools = rng.integers(0, 255, (count, 300, 128)).astype(np.uint8)
+    photos = [
+        np.concatenate([pools[(i + d) % count] for d in (-1, 0, 1)])
+        for i in range(count)
+    ]
+    order = [int(i) for i in rng.permutation(count)]
+    return [photos[i] for i in order], order
+
+
+def test_retrieval_finds_ring_neighbours_whatever_the_file_order() -> None:
+    descriptors, ring_pos = _photo_descriptors(60)
+    plan = plan_pairs(descriptors, neighbours=6)
+    assert plan.strategy == "retrieval"
+    pos_to_index = {p: i for i, p in enumerate(ring_pos)}
+    pairs = set(plan.pairs)
+    for p in range(60):  # every true neighbour pair is among the matched pairs
+        a, b = pos_to_index[p], pos_to_index[(p + 1) % 60]
+        assert (min(a, b), max(a, b)) in pairs
+    assert len(pairs) <= 60 * 6  # linear in the number of photos, not quadratic
+
+
+def test_small_sets_are_matched_exhaustively() -> None:
+    descriptors, _ = _photo_descriptors(12)
+    plan = plan_pairs(descriptors, neighbours=6)
+    assert plan.strategy == "exhaustive"
+    assert len(plan.pairs) == 12 * 11 // 2
+
+
+def test_the_same_photos_give_the_same_pairs() -> None:
+    descriptors, _ = _photo_descriptors(40, seed=3)
+    first = plan_pairs(descriptors, neighbours=5)
+    again = plan_pairs([d.copy() for d in descriptors], neighbours=5)
+    assert first.pairs == again.pairs
+
+
+def test_capture_order_adds_pairs_but_content_stays() -> None:
+    descriptors, _ = _photo_descriptors(40, seed=4)
+    content = set(plan_pairs(descriptors, neighbours=5).pairs)
+    with_order = set(plan_pairs(descriptors, neighbours=5, orders=[range(40)]).pairs)
+    assert content < with_order
+    assert (0, 1) in with_order
+
+
+def test_rescue_offers_unmatched_candidates_in_similarity_order() -> None:
+    descriptors, _ = _photo_descriptors(30, seed=5)
+    plan = plan_pairs(descriptors, neighbours=4)
+    done = set(plan.pairs)
+    extra = rescue_pairs([7], plan.neighbours, done, budget=100)
+    assert len(extra) == 29 - sum(1 for a, b in plan.pairs if 7 in (a, b))
+    assert all(7 in pair for pair in extra)
+    assert not set(extra) & set(plan.pairs)
 
 
 def test_top_mean_is_the_mean_of_the_best_scores() -> None:

@@ -321,9 +321,31 @@ def _depth_map(views: list[_View], i: int, cfg: DenseConfig) -> None:
     else:
         inv, c1, _ = _sweep(views, ref, cfg, 1.0)
     valid = (1.0 - c1 > cfg.min_ncc) & (np.sqrt(var_r) > cfg.min_texture) & (inv > 0)
+    valid &= ~_still(views, ref, mu_r, var_r, k)
     depth = np.where(valid, 1.0 / np.maximum(inv, 1e-9), 0.0).astype(np.float32)
     ref.depth = depth
     ref.normal = _normals_from_depth(depth, np.linalg.inv(ref.K))
+
+
+def _still(
+    views: list[_View], ref: _View, mu_r: F32, var_r: F32, k: int
+) -> NDArray[np.bool_]:
+    """Pixels that look the same at the same place in most neighbouring photos.
+
+    On a rig the camera and its backdrop stay still while the object turns: the
+    backdrop is photo-consistent with itself at a phantom depth near the turning
+    axis, so it is masked here rather than fused into a wall around the object.
+    A moving camera never sees textured surfaces at the same pixel twice.
+    """
+    same = [
+        views[j].gray for j in ref.neighbours if views[j].gray.shape == ref.gray.shape
+    ]
+    if not same:
+        return np.zeros(ref.gray.shape, bool)
+    votes = sum(
+        (_ncc(ref.gray, mu_r, var_r, g, k) > 0.9).astype(np.int32) for g in same
+    )
+    return votes * 2 >= len(same)
 
 
 def _backproject(depth: F32, inv_k: NDArray[np.float64]) -> F32:

@@ -1,12 +1,14 @@
-"""Features and matching: SIFT with a focal prior, then ring-aware pair matching."""
+"""Features and matching: SIFT with a focal prior, then pairs chosen by content."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
 from projects.pipeline import engine
 from projects.pipeline.presets import PresetConfig
+from projects.pipeline.steps import pairs
 from projects.pipeline.steps.ingest import IngestResult
 
 
@@ -35,60 +37,77 @@ def extract(
         )
 
 
-def turntable_pairs(count: int, window: int) -> list[tuple[int, int]]:
-    """Pairs for photos taken in capture order around one or more rings.
-
-    Neighbours within ``window`` (the ring itself), plus strides that reach the
-    same azimuth on the next ring when the photos form 2, 3 or 4 equal rings,
-    plus one stride of ``2 * window``; all modulo the sequence length, so the
-    first and last photos of a ring close the loop. Measured on the 48-view
-    set: 288-384 pairs instead of 1128 exhaustive, every photo placed, camera
-    centres as accurate as exhaustive matching.
-    """
-    strides = {2 * window} | {round(count / rings) for rings in (2, 3, 4)}
-    pairs: set[tuple[int, int]] = set()
-    for i in range(count):
-        for k in range(1, window + 1):
-            pairs.add((i, (i + k) % count))
-        for stride in strides:
-            if window < stride < count:
-                pairs.add((i, (i + stride) % count))
-    return sorted({(min(a, b), max(a, b)) for a, b in pairs if a != b})
+@dataclass(frozen=True, slots=True)
+class MatchSummary:
+    strategy: str  # "exhaustive" or "retrieval", plus "+rescue" after a second pass
+    reason: str
+    pairs: int  # pairs matched
+    verified: int  # pairs with enough geometrically consistent matches
 
 
-def match(
-    ingested: IngestResult,
-    database: Path,
-    config: PresetConfig,
-    workdir: Path,
-    threads: int | None,
-) -> int:
-    """Match image pairs chosen by the preset; return the number of verified pairs."""
-    names = [im.name for im in ingested.images]
-    method = config.matching
-    if method == "exhaustive" or len(names) <= 30:
-        return engine.match_features(
-            database=database,
-            method="exhaustive",
-            pairs_file=None,
+def _capture_orders(ingested: IngestResult) -> list[list[int]]:
+    """Capture-order priors: file-name order, and EXIF time order when every photo has one."""
+    orders = [list(range(len(ingested.images)))]
+    stamps = [im.captured_at for im in ingested.images]
+    if all(stamps) and len(set(stamps)) == len(stamps):
+        orders.append(sorted(range(len(stamps)), key=lambda i: (stamps[i], i)))
+    return orders
+
+
+class Matcher:
+    """Matches the pairs a content-based plan picks, and more for unplaced photos."""
+
+    def __init__(
+        self,
+        ingested: IngestResult,
+        database: Path,
+        config: PresetConfig,
+        workdir: Path,
+        threads: int | None,
+    ) -> None:
+        self.names = [im.name for im in ingested.images]
+        self.database, self.workdir, self.threads = database, workdir, threads
+        self.plan = pairs.plan_pairs(
+            engine.read_descriptors(database, self.names),
+            neighbours=config.retrieval_neighbours,
+            orders=_capture_orders(ingested),
+        )
+        self.done: set[pairs.Pair] = set(self.plan.pairs)
+        self.strategy = self.plan.strategy
+
+    def match_planned(self) -> MatchSummary:
+        self._match(list(self.plan.pairs), "pairs.txt")
+        return self.summary(self.plan.reason)
+
+    def rescue(self, unplaced: list[str], budget: int) -> int:
+        """Match unplaced photos with their next-best candidates; return pairs added."""
+        index = {n: i for i, n in enumerate(self.names)}
+        extra = pairs.rescue_pairs(
+            [index[n] for n in unplaced], self.plan.neighbours, self.done, budget=budget
+        )
+        if extra:
+            self._match(extra, "rescue_pairs.txt")
+            self.strategy = f"{self.plan.strategy}+rescue"
+        return len(extra)
+
+    def summary(self, reason: str) -> MatchSummary:
+        verified = engine.verified_inliers(self.database)
+        return MatchSummary(
+            self.strategy,
+            reason,
+            len(self.done),
+            sum(1 for n in verified.values() if n >= 15),
+        )
+
+    def _match(self, chosen: list[pairs.Pair], file_name: str) -> None:
+        pairs_file = self.workdir / file_name
+        pairs_file.write_text(
+            "".join(f"{self.names[a]} {self.names[b]}\n" for a, b in chosen)
+        )
+        engine.match_features(
+            database=self.database,
+            method="pairs",
+            pairs_file=pairs_file,
             overlap=0,
-            threads=threads,
+            threads=self.threads,
         )
-    if method == "sequential":
-        return engine.match_features(
-            database=database,
-            method="sequential",
-            pairs_file=None,
-            overlap=10,
-            threads=threads,
-        )
-    pairs_file = workdir / "pairs.txt"
-    pairs = turntable_pairs(len(names), window=config.match_window)
-    pairs_file.write_text("".join(f"{names[a]} {names[b]}\n" for a, b in pairs))
-    return engine.match_features(
-        database=database,
-        method="pairs",
-        pairs_file=pairs_file,
-        overlap=0,
-        threads=threads,
-    )

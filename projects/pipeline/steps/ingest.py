@@ -30,6 +30,7 @@ class IngestedImage:
     focal_px: float
     focal_source: str  # "exif_35mm", "exif_sensor" or "default"
     camera_key: str  # photos sharing it share one intrinsics block
+    captured_at: str = ""  # EXIF DateTimeOriginal + sub-seconds, "" when absent
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +133,12 @@ def _ingest_one(
         image.save(target, quality=95)
     make_model = f"{exif.get(0x010F, '')}|{exif.get(0x0110, '')}".strip()
     key = f"{make_model}|{width}x{height}|{focal:.1f}"
-    return IngestedImage(name, width, height, focal, source, key)
+    ifd = exif.get_ifd(_EXIF_IFD)
+    stamp = str(ifd.get(0x9003) or "").strip()
+    captured = (
+        f"{stamp}.{str(ifd.get(0x9291) or '').strip().ljust(3, '0')}" if stamp else ""
+    )
+    return IngestedImage(name, width, height, focal, source, key, captured)
 
 
 def ingest(

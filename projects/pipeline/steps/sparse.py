@@ -3,15 +3,22 @@ and an upright, object-centred output frame (glTF's +Y up)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from projects.pipeline import engine
 from projects.pipeline.engine import SparseCamera, SparseModel
+from projects.pipeline.steps import diagnose
 from projects.pipeline.types import PipelineError
+
+
+@dataclass(frozen=True, slots=True)
+class SparseOutcome:
+    model: SparseModel
+    unplaced: dict[str, str]  # photo name -> why it could not be placed
 
 
 def reconstruct_sparse(
@@ -19,36 +26,65 @@ def reconstruct_sparse(
     database: Path,
     image_dir: Path,
     out_dir: Path,
-    total_images: int,
+    names: Sequence[str],
     min_share: float,
     threads: int | None,
     on_registered: Callable[[int], None],
+    rescue: Callable[[list[str]], int],
     lighter_bundle_adjustment: bool = False,
-) -> SparseModel:
-    """Map the matched photos; raise ``too_few_registered`` below ``min_share``."""
-    registered = [2]  # mapping starts from an initial pair
+) -> SparseOutcome:
+    """Map the matched photos; give unplaced ones a second matching pass.
 
-    def next_image() -> None:
-        registered[0] += 1
-        on_registered(min(registered[0], total_images))
+    Raises ``too_few_registered`` below ``min_share``, naming the photos and why.
+    """
+    total = len(names)
 
-    model = engine.map_incremental(
-        database=database,
-        image_dir=image_dir,
-        out_dir=out_dir,
-        threads=threads,
-        on_image=next_image,
-        lighter_bundle_adjustment=lighter_bundle_adjustment,
+    def run(resume: bool) -> SparseModel | None:
+        registered = [2 if not resume else 0]  # mapping starts from an initial pair
+
+        def next_image() -> None:
+            registered[0] += 1
+            on_registered(min(registered[0], total))
+
+        return engine.map_incremental(
+            database=database,
+            image_dir=image_dir,
+            out_dir=out_dir,
+            threads=threads,
+            on_image=next_image,
+            lighter_bundle_adjustment=lighter_bundle_adjustment,
+            resume=resume,
+        )
+
+    model = run(resume=False)
+    unplaced = _unplaced(model, names)
+    if unplaced and rescue(unplaced) > 0:
+        model = run(resume=model is not None)
+        unplaced = _unplaced(model, names)
+    reasons = (
+        diagnose.explain_unplaced(
+            unplaced,
+            names,
+            image_dir,
+            engine.keypoint_counts(database),
+            engine.verified_inliers(database),
+        )
+        if unplaced
+        else {}
     )
-    count = len(model.cameras) if model else 0
-    if count < max(3, int(np.ceil(min_share * total_images))):
+    count = total - len(unplaced)
+    if model is None or count < max(3, int(np.ceil(min_share * total))):
         raise PipelineError(
             "too_few_registered",
-            f"only {count} of {total_images} photos could be placed: "
-            "the object needs more texture or more overlap between neighbouring photos",
+            f"only {count} of {total} photos could be placed. "
+            + diagnose.summary_sentence(reasons),
         )
-    assert model is not None  # noqa: S101  # count > 0 implies a model
-    return model
+    return SparseOutcome(model, reasons)
+
+
+def _unplaced(model: SparseModel | None, names: Sequence[str]) -> list[str]:
+    placed = {c.name for c in model.cameras} if model else set()
+    return [n for n in names if n not in placed]
 
 
 def clean_points(model: SparseModel) -> SparseModel:
