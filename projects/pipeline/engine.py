@@ -388,6 +388,7 @@ def fit_plane(
 ) -> tuple[FloatArray, NDArray[np.intp]]:
     """RANSAC plane (a, b, c, d) with a*x + b*y + c*z + d = 0, and its inlier indices."""
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    o3d.utility.random.seed(0)  # the same photos must give the same model
     plane, inliers = cloud.segment_plane(
         distance_threshold=threshold, ransac_n=3, num_iterations=500
     )

@@ -22,7 +22,8 @@ def extract(
     for _, group_iter in groupby(by_key, key=lambda im: im.camera_key):
         group = list(group_iter)
         first = group[0]
-        side = min(max(first.width, first.height), config.sift_max_image_size)
+        size = sift_size(max(first.width, first.height), config.sift_max_image_size)
+        side = min(max(first.width, first.height), size)
         params = f"{first.focal_px:.3f},{first.width / 2:.3f},{first.height / 2:.3f},0"
         engine.extract_features(
             database=database,
@@ -30,11 +31,17 @@ def extract(
             names=[im.name for im in group],
             camera_params=params,
             single_camera=True,
-            max_image_size=config.sift_max_image_size,
+            max_image_size=size,
             max_features=config.sift_max_features,
             first_octave=-1 if side < config.sift_upsample_below else 0,
             threads=threads,
         )
+
+
+def sift_size(long_side: int, base: int) -> int:
+    """Working size for SIFT: the preset's size, up to twice that for 12-24 MP
+    photos, whose fine detail the preset size would throw away."""
+    return base if long_side <= 2 * base else min(2 * base, long_side // 2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,29 @@ _DIAGONAL_35MM = 43.27
 _DEFAULT_FOCAL_FACTOR = 1.2  # COLMAP's guess when EXIF has nothing
 _EXIF_IFD = 0x8769
 _RES_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}
+# Sensor widths (mm) for bodies whose EXIF gives a focal length in mm but neither
+# a 35 mm equivalent nor a focal-plane resolution: the Raspberry Pi modules of
+# OpenScan rigs, and the sensor formats of common DSLR/mirrorless lines. The
+# first matching (make, model) pattern wins; bundle adjustment refines the rest.
+SENSOR_WIDTHS_MM: tuple[tuple[str, float], ...] = (
+    (r"ov5647", 3.76),  # Pi camera v1
+    (r"imx219", 3.68),  # Pi camera v2
+    (r"imx477|imx378", 6.29),  # Pi HQ camera
+    (r"imx708", 6.45),  # Pi camera module 3
+    (r"imx519", 5.64),  # Arducam 16 MP (OpenScan Mini)
+    (r"arducam.*64mp|hawkeye", 7.4),  # Arducam 64 MP
+    (r"canon.*eos.*(5d|6d|1d|r5|r6|r3|r8|r\b|rp)", 36.0),  # Canon full frame
+    (r"canon.*eos", 22.3),  # Canon APS-C
+    (
+        r"nikon.*d(3|4|5|6|7|8)\d\b|nikon.*d(700|750|780|800|810|850)|nikon z ?(5|6|7|8|9)",
+        35.9,
+    ),
+    (r"nikon.*(d\d{3,4}|z ?(50|30|fc))", 23.5),  # Nikon DX
+    (r"sony.*ilce-(7|9|1)", 35.8),  # Sony full frame
+    (r"sony.*(ilce|nex|slt)", 23.5),  # Sony APS-C
+    (r"fujifilm", 23.5),
+    (r"olympus|om digital|panasonic.*dmc-g|panasonic.*dc-g", 17.3),  # Four Thirds
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +51,7 @@ class IngestedImage:
     width: int
     height: int
     focal_px: float
-    focal_source: str  # "exif_35mm", "exif_sensor" or "default"
+    focal_source: str  # "exif_35mm", "exif_sensor", "sensor_table" or "default"
     camera_key: str  # photos sharing it share one intrinsics block
     captured_at: str = ""  # EXIF DateTimeOriginal + sub-seconds, "" when absent
 
@@ -103,6 +126,14 @@ def _focal_prior(exif: Image.Exif, width: int, height: int) -> tuple[float, str]
         sensor_width_mm = float(exif_width) / float(x_res) * unit
         if sensor_width_mm > 0:
             return float(focal_mm) / sensor_width_mm * max(width, height), "exif_sensor"
+    body = f"{exif.get(0x010F, '')} {exif.get(0x0110, '')}".strip().lower()
+    if focal_mm and float(focal_mm) > 0:
+        for pattern, sensor_width_mm in SENSOR_WIDTHS_MM:
+            if re.search(pattern, body):
+                return (
+                    float(focal_mm) / sensor_width_mm * max(width, height),
+                    "sensor_table",
+                )
     return _DEFAULT_FOCAL_FACTOR * max(width, height), "default"
 
 

@@ -61,7 +61,9 @@ def vlad_vectors(descriptors: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32
     rng = np.random.default_rng(SEED)
     if len(pool) > VOCABULARY_SAMPLE:
         pool = pool[np.sort(rng.choice(len(pool), VOCABULARY_SAMPLE, replace=False))]
-    centres, _ = kmeans2(pool.astype(np.float64), WORDS, iter=12, minit="points", seed=rng)
+    centres, _ = kmeans2(
+        pool.astype(np.float64), WORDS, iter=12, minit="points", seed=rng
+    )
     centres = centres.astype(np.float32)
     out = np.zeros((len(descriptors), WORDS, 128), np.float32)
     c_sq = (centres**2).sum(axis=1)
