@@ -28,6 +28,7 @@ from PIL import Image
 from scipy import ndimage
 
 SENSOR_WIDTH_MM = 6.17  # a 1/2.3" phone sensor; only used for the EXIF FocalLength
+DSLR_SENSOR_WIDTH_MM = 22.3  # Canon APS-C
 _DIAGONAL_35MM = 43.27
 _EXIF_IFD = 0x8769
 _TAG_MAKE, _TAG_MODEL, _TAG_ORIENTATION = 0x010F, 0x0110, 0x0112
@@ -58,6 +59,12 @@ class TurntableSpec:
         "plain"  # "plain", or "still": a textured backdrop fixed in every photo
     )
     mixed_cameras: bool = False  # every other photo from a second body and lens
+    shape: str = (
+        "lumpy"  # "lumpy", or "holed": with a handle (a through-hole) and a plinth
+    )
+    camera: str = (
+        "mini"  # "mini" (35 mm equivalent in EXIF) or "dslr" (Canon-style EXIF)
+    )
 
     @property
     def per_ring(self) -> int:
@@ -76,6 +83,22 @@ def spec_for(views: int, width: int, height: int, **kwargs: object) -> Turntable
         elevations_deg=elevations,
         **kwargs,  # type: ignore[arg-type]  # forwarded dataclass fields
     )
+
+
+def object_mesh(spec: TurntableSpec) -> trimesh.Trimesh:
+    body = statuette_mesh(spec.seed)
+    if spec.shape != "holed":
+        return body
+    # A handle through which the backdrop shows, and a square plinth.
+    handle = trimesh.creation.torus(major_radius=0.17, minor_radius=0.045)
+    handle.apply_transform(
+        trimesh.transformations.rotation_matrix(np.pi / 2, [1, 0, 0])
+    )
+    handle.apply_translation([0.45, 0.0, 0.62])
+    plinth = trimesh.creation.box(extents=[0.62, 0.62, 0.1])
+    plinth.apply_translation([0.0, 0.0, 0.05])
+    body.apply_translation([0.0, 0.0, 0.08])
+    return trimesh.util.concatenate([plinth, body, handle])
 
 
 def statuette_mesh(seed: int = 7) -> trimesh.Trimesh:
@@ -241,6 +264,15 @@ def _exif(focal_px: float, width: int, height: int, model: str) -> Image.Exif:
     exif[_TAG_MODEL] = model
     exif[_TAG_ORIENTATION] = 1
     ifd = exif.get_ifd(_EXIF_IFD)
+    if model.startswith("Canon"):
+        # A Canon APS-C body: focal length in mm and the focal-plane
+        # resolution, no 35 mm equivalent (as Canon writes it).
+        exif[_TAG_MAKE] = "Canon"
+        ifd[_TAG_FOCAL] = round(focal_px * DSLR_SENSOR_WIDTH_MM / width, 1)
+        ifd[0xA20E] = width / DSLR_SENSOR_WIDTH_MM * 25.4  # FocalPlaneXResolution
+        ifd[0xA20F] = width / DSLR_SENSOR_WIDTH_MM * 25.4
+        ifd[0xA210] = 2  # inches
+        return exif
     ifd[_TAG_FOCAL] = round(focal_px * SENSOR_WIDTH_MM / width, 3)
     ifd[_TAG_FOCAL_35] = round(focal_px * _DIAGONAL_35MM / math.hypot(width, height))
     return exif
@@ -256,7 +288,7 @@ def generate(out_dir: Path, spec: TurntableSpec) -> Path:
         return out_dir
     images = out_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
-    mesh = statuette_mesh(spec.seed)
+    mesh = object_mesh(spec)
     mesh.export(out_dir / "ground_truth.ply")
     scene = o3d.t.geometry.RaycastingScene()
     scene.add_triangles(
@@ -327,6 +359,16 @@ class _Body:
 
 
 def _body(spec: TurntableSpec, index: int) -> _Body:
+    if spec.camera == "dslr":
+        return _Body(
+            "Canon EOS 450D",
+            spec.width,
+            spec.height,
+            spec.fov_deg,
+            spec.supersample,
+            spec.backdrop,
+            spec.seed,
+        )
     if spec.mixed_cameras and index % 2:
         # A second camera: other sensor size, aspect and a longer lens.
         width = spec.width * 5 // 4 // 8 * 8
@@ -363,7 +405,11 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=48)
     parser.add_argument("--size", default="1024x768")
     parser.add_argument("--no-turntable", action="store_true")
-    parser.add_argument("--path", choices=("rings", "fibonacci"), default="rings")
+    parser.add_argument(
+        "--path", choices=("rings", "fibonacci", "handheld"), default="rings"
+    )
+    parser.add_argument("--shape", choices=("lumpy", "holed"), default="lumpy")
+    parser.add_argument("--camera", choices=("mini", "dslr"), default="mini")
     parser.add_argument("--order", choices=("capture", "shuffled"), default="capture")
     parser.add_argument("--backdrop", choices=("plain", "still"), default="plain")
     parser.add_argument("--mixed-cameras", action="store_true")
@@ -378,6 +424,8 @@ def main() -> None:
         order=args.order,
         backdrop=args.backdrop,
         mixed_cameras=args.mixed_cameras,
+        shape=args.shape,
+        camera=args.camera,
     )
     print(generate(args.out_dir, spec))
 

@@ -17,6 +17,7 @@ from projects.pipeline import engine
 from projects.pipeline.presets import preset_config
 from projects.pipeline.steps import (
     dense,
+    diagnose,
     export,
     features,
     ingest,
@@ -156,12 +157,9 @@ def _reconstruct(request: ReconstructionRequest, run: _Run) -> ReconstructionRes
         )
     matched = matcher.summary(matched.reason)
     if outcome.unplaced:
-        left_out = ", ".join(sorted(outcome.unplaced)[:12])
-        more = len(outcome.unplaced) - 12
         warnings.append(
             f"{len(outcome.unplaced)} of {total} photos could not be placed and were "
-            f"left out: {left_out}{f' and {more} more' if more > 0 else ''}. "
-            "report.json says why for each."
+            f"left out. {diagnose.summary_sentence(outcome.unplaced)}"
         )
     with run.stage_of("dense"):
         if config.dense:

@@ -63,7 +63,11 @@ def explain_unplaced(
                 f"only {kp} points of detail were found (the set's median is {median_kp:.0f})"
             )
         count, other = best.get(name, (0, ""))
-        if count < MIN_INLIERS * 2:
+        if count < MIN_INLIERS * 2 and reasons:
+            reasons.append(
+                f"so it shares only {count} matching points with any other photo"
+            )
+        elif count < MIN_INLIERS * 2:
             partner = f" (best: {other})" if other else ""
             reasons.append(
                 f"it shares only {count} matching points with any other photo{partner}: "

@@ -106,16 +106,15 @@ def plan_pairs(
 ) -> PairPlan:
     """Exhaustive when that costs no more than retrieval, else content-based pairs."""
     count = len(descriptors)
-    vectors = vlad_vectors(descriptors)
-    ranked = ranked_neighbours(vectors)
     if count - 1 <= 2 * neighbours:
         return PairPlan(
             "exhaustive",
             f"{count} photos: every pair ({count * (count - 1) // 2}) costs no more "
             f"than {neighbours} retrieved neighbours each",
             tuple(exhaustive_pairs(count)),
-            ranked,
+            np.zeros((count, 0), np.intp),  # nothing left to rescue with
         )
+    ranked = ranked_neighbours(vlad_vectors(descriptors))
     pairs: set[Pair] = set()
     for a in range(count):
         for b in ranked[a, :neighbours]:

@@ -35,11 +35,50 @@ class TexturedMesh:
 
 
 def _photo_subset(model: SparseModel, limit: int) -> list[int]:
-    """Evenly spread photos in capture order; blending more adds time, not detail."""
+    """Photos spread around the object (farthest-point order over the camera
+    centres, so file order does not matter); blending more adds time, not detail."""
     n = len(model.cameras)
     if n <= limit:
         return list(range(n))
-    return sorted({round(i * n / limit) for i in range(limit)})
+    centres = np.array([c.centre for c in model.cameras])
+    chosen = [0]
+    dist = np.linalg.norm(centres - centres[0], axis=1)
+    while len(chosen) < limit:
+        nxt = int(np.argmax(dist))
+        chosen.append(nxt)
+        dist = np.minimum(dist, np.linalg.norm(centres - centres[nxt], axis=1))
+    return sorted(chosen)
+
+
+def _exposure_gains(
+    samples: list[tuple[NDArray[np.intp], NDArray[np.float32], NDArray[np.float32]]],
+    count: int,
+) -> NDArray[np.float32]:
+    """Per-photo RGB gains that bring each photo to the consensus of the others.
+
+    Auto-exposure and white balance differ from photo to photo; blended as they
+    are, they leave blotches where one photo takes over from another. Each gain
+    is the median ratio between the blended colour and the photo's own on the
+    texels it shares with other photos (robust to occlusions and highlights).
+    """
+    gains = np.ones((len(samples), 3), np.float32)
+    for _ in range(2):
+        colour_sum = np.zeros((count, 3), np.float32)
+        weight_sum = np.zeros(count, np.float32)
+        seen_by = np.zeros(count, np.int32)
+        for (idx, colours, weight), gain in zip(samples, gains, strict=True):
+            colour_sum[idx] += colours * gain * weight[:, None]
+            weight_sum[idx] += weight
+            seen_by[idx] += 1
+        mean = colour_sum / np.maximum(weight_sum, 1e-9)[:, None]
+        for k, (idx, colours, _) in enumerate(samples):
+            shared = (seen_by[idx] > 1) & (colours.min(axis=1) > 8)
+            if shared.sum() < 200:
+                continue
+            ratio = mean[idx[shared]] / colours[shared]
+            gains[k] = np.clip(np.median(ratio, axis=0), 0.5, 2.0)
+        gains /= np.median(gains, axis=0)  # keep the set's overall exposure
+    return gains
 
 
 def _load(
@@ -125,8 +164,7 @@ def texture_mesh(
     keep = np.zeros_like(score, dtype=bool)
     np.put_along_axis(keep, top, True, axis=1)
     score *= keep
-    colour_sum = np.zeros((len(points), 3), np.float32)
-    weight_sum = np.zeros(len(points), np.float32)
+    samples = []
     for k, index in enumerate(chosen):
         use = score[face_ids, k] > 0
         if not use.any():
@@ -139,8 +177,12 @@ def texture_mesh(
         h, w = image.shape[:2]
         inside = (u >= 0) & (u <= w - 1) & (v >= 0) & (v <= h - 1)
         weight = score[face_ids[use], k] * inside
-        idx = np.flatnonzero(use)
-        colour_sum[idx] += _sample(image, u, v) * weight[:, None]
+        samples.append((np.flatnonzero(use), _sample(image, u, v), weight))
+    gains = _exposure_gains(samples, len(points))
+    colour_sum = np.zeros((len(points), 3), np.float32)
+    weight_sum = np.zeros(len(points), np.float32)
+    for (idx, colours, weight), gain in zip(samples, gains, strict=True):
+        colour_sum[idx] += colours * gain * weight[:, None]
         weight_sum[idx] += weight
     seen = weight_sum > 0
     texture = np.zeros((texture_size, texture_size, 3), np.uint8)
