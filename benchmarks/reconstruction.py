@@ -68,7 +68,31 @@ SETS: dict[str, tuple[int, int, int, dict[str, Any]]] = {
         {"supersample": 1, "path": "handheld", "camera": "dslr", "turntable": False},
     ),
 }
+# name: (set it is made from, long side): the same photos upsampled to 12 MP,
+# for memory and time at the sizes phones and DSLRs send.
+UPSCALED = {"fib130_12mp": ("fib130", 4000)}
 DEFAULT_SETS = "ring48,holed48,shuffled60,fib130,still36,mixed48,dslr66,monstree"
+
+
+def _upscale(source: Path, target: Path, long_side: int) -> None:
+    """Copy a set with every photo resized to ``long_side`` (EXIF kept)."""
+    from PIL import Image
+
+    marker = target / "cameras_gt.json"
+    if marker.exists():
+        return
+    (target / "images").mkdir(parents=True, exist_ok=True)
+    for photo in sorted((source / "images").iterdir()):
+        with Image.open(photo) as im:
+            scale = long_side / max(im.size)
+            big = im.resize(
+                (round(im.width * scale), round(im.height * scale)), Image.LANCZOS
+            )
+            big.save(target / "images" / photo.name, quality=92, exif=im.getexif())
+    (target / "ground_truth.ply").write_bytes(
+        (source / "ground_truth.ply").read_bytes()
+    )
+    marker.write_text((source / "cameras_gt.json").read_text())
 
 
 def _run_one(method: str, images: Path, out_dir: Path) -> None:
@@ -100,6 +124,12 @@ def _images_for(set_name: str, root: Path) -> tuple[Path, Path | None]:
     """The photo folder of a set, and its folder with ground truth (if any)."""
     if set_name in REAL_SETS:
         return REAL_SETS[set_name], None
+    if set_name in UPSCALED:
+        base, long_side = UPSCALED[set_name]
+        _, source = _images_for(base, root)
+        assert source is not None  # upscaled sets have ground truth
+        _upscale(source, root / set_name, long_side)
+        return root / set_name / "images", root / set_name
     views, width, height, extra = SETS[set_name]
     set_dir = root / set_name
     t0 = time.perf_counter()
