@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.http import Http404
 from django.utils import timezone
 
 from openscan_portal.exceptions import ApplicationError
@@ -73,6 +74,14 @@ def _charge(project: Project) -> None:
     )
     project.charged = project.filesize
     project.charged_at = timezone.now()
+
+
+def _lock(project: Project) -> Project:
+    """The project's row, locked; 404 when a concurrent request deleted it."""
+    locked = Project.objects.select_for_update().filter(pk=project.pk).first()
+    if locked is None:
+        raise Http404("No such project.")
+    return locked
 
 
 def project_refund(*, project: Project, reason: str) -> bool:
@@ -227,7 +236,7 @@ def project_start(*, project: Project) -> Project:
 
 @transaction.atomic
 def _queue(*, project: Project, stored: str, image_count: int) -> Project:
-    locked = Project.objects.select_for_update().get(pk=project.pk)
+    locked = _lock(project)
     if (
         locked.status != Project.Status.CREATED
         or locked.upload_generation != project.upload_generation
@@ -253,11 +262,10 @@ def _queue(*, project: Project, stored: str, image_count: int) -> Project:
     return locked
 
 
-_REFUNDABLE_ON_RESET = {
-    Project.Status.CREATED,
-    Project.Status.QUEUED,
-    Project.Status.CANCELLED,
-}
+# The refund rule (README, "What is charged and refunded"): a charge comes back
+# unless a run delivered a model or was stopped by its owner. A cancelled project
+# that still holds a charge was cancelled while running, so it is not here.
+_REFUNDABLE_ON_RESET = {Project.Status.CREATED, Project.Status.QUEUED}
 
 
 @transaction.atomic
@@ -267,7 +275,7 @@ def project_reset(*, project: Project) -> Project:
     Credit comes back if the project was never processed. A running project
     cannot be reset (cancel it first).
     """
-    locked = Project.objects.select_for_update().get(pk=project.pk)
+    locked = _lock(project)
     if locked.status == Project.Status.PROCESSING:
         raise ApplicationError(
             "The project is being processed; wait for it to finish or cancel it first.",
@@ -324,7 +332,7 @@ def _delete_outputs_on_commit(project: Project) -> None:
 @transaction.atomic
 def project_delete(*, project: Project) -> None:
     """Delete the project and its files; credit comes back if it was never processed."""
-    locked = Project.objects.select_for_update().get(pk=project.pk)
+    locked = _lock(project)
     if locked.status == Project.Status.PROCESSING:
         raise ApplicationError(
             "The project is being processed; cancel it first.",
@@ -344,7 +352,7 @@ def project_delete(*, project: Project) -> None:
 @transaction.atomic
 def project_cancel(*, project: Project) -> Project:
     """Cancel a queued or running project; a queued one gets its credit back."""
-    locked = Project.objects.select_for_update().get(pk=project.pk)
+    locked = _lock(project)
     if locked.status == Project.Status.QUEUED:
         project_refund(
             project=locked,
