@@ -371,8 +371,14 @@ def project_cancel(*, project: Project) -> Project:
     return locked
 
 
-def project_share(*, project: Project, enabled: bool) -> Project:
-    """Turn the public share link on (a new random key each time) or off (revokes it)."""
+def project_share(*, project: Project, enabled: bool, photos: bool = False) -> Project:
+    """Turn the public share link on (a new random key each time) or off (revokes it).
+
+    ``photos`` lets the link open the original photos too; off unless asked for.
+    """
     project.share_key = secrets.token_urlsafe(24) if enabled else ""
-    Project.objects.filter(pk=project.pk).update(share_key=project.share_key)
+    project.share_photos = enabled and photos
+    Project.objects.filter(pk=project.pk).update(
+        share_key=project.share_key, share_photos=project.share_photos
+    )
     return project
