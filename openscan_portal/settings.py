@@ -301,7 +301,11 @@ OPENSCAN_ZIP_MAX_UNCOMPRESSED = env.int(
 OPENSCAN_PUBLIC_URL = env.str("OPENSCAN_PUBLIC_URL", default="")
 
 # --- Security (all on unless DEBUG; `check --deploy` stays clean) ---------------
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# gunicorn already takes the scheme from X-Forwarded-Proto, but only from the
+# proxies in FORWARDED_ALLOW_IPS. Django's own header check trusts any client,
+# so it is on only where every request passes a proxy that overwrites the header.
+if env.bool("DJANGO_TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 # Upload links and wire calls come from rigs that speak plain HTTP on a LAN;
 # they are exempt from the redirect (a POST would not follow it anyway).
