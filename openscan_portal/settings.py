@@ -257,6 +257,12 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "openscan_portal.drf.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # Burst protection only (a cache counter); credit and quotas are database rows.
+    "DEFAULT_THROTTLE_CLASSES": ["tokens.throttles.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        # Part PATCH/HEAD/GET and direct-upload targets, per token (public: per address).
+        "uploads": env.str("OPENSCAN_THROTTLE_UPLOADS", default="300/min"),
+    },
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
 }
@@ -291,6 +297,11 @@ OPENSCAN_PRIVATE_LIMIT_FILESIZE = env.int(
 )
 OPENSCAN_PRIVATE_LIMIT_PHOTOS = env.int("OPENSCAN_PRIVATE_LIMIT_PHOTOS", default=500)
 OPENSCAN_PART_MAX_BYTES = env.int("OPENSCAN_PART_MAX_BYTES", default=200_000_000)
+# A resumable PATCH is merged into the part's last stored piece while both together
+# stay under this size, so tiny PATCHes cannot pile up objects in storage.
+OPENSCAN_CHUNK_COALESCE_BYTES = env.int(
+    "OPENSCAN_CHUNK_COALESCE_BYTES", default=8 * 1024 * 1024
+)
 OPENSCAN_UPLOAD_LINK_SECONDS = env.int("OPENSCAN_UPLOAD_LINK_SECONDS", default=4 * 3600)
 OPENSCAN_MAX_IMAGE_PIXELS = env.int("OPENSCAN_MAX_IMAGE_PIXELS", default=120_000_000)
 OPENSCAN_ZIP_MAX_ENTRIES = env.int("OPENSCAN_ZIP_MAX_ENTRIES", default=5000)

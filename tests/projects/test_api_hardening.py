@@ -5,11 +5,16 @@ from collections import Counter
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import connection, connections
 from django.test import Client
 from rest_framework.test import APIClient
 
+from projects.models import Project, UploadChunk
 from projects.services import project_create
+from projects.services.uploads import parts_join
+from tests.images import photo_set, zip_bytes
+from tests.projects.conftest import patch_part as _patch
 
 pytestmark = pytest.mark.django_db
 
@@ -75,3 +80,77 @@ def test_concurrent_deletes_of_one_project_answer_204_once_and_404_otherwise(
     assert outcomes == Counter({204: 1, 404: count - 1})
     token.refresh_from_db()
     assert token.credit == 10_000_000_000  # refunded once
+
+
+def _project(client: APIClient, data: bytes) -> str:
+    r = client.post(
+        "/api/v1/projects/",
+        {"name": "set.zip", "photos": 3, "filesize": len(data), "parts": 1},
+        format="json",
+    )
+    assert r.status_code == 201
+    return r.json()["id"]
+
+
+def test_upload_throttle_answers_429_with_retry_after_past_the_rate(
+    token_client, make_token
+) -> None:
+    cache.clear()
+    url = f"/api/v1/projects/{_project(token_client, b'x' * 10)}/parts/0/"
+
+    statuses = [token_client.get(url).status_code for _ in range(300)]  # 300/min
+    refused = _patch(token_client, url, 0, b"x")
+
+    assert set(statuses) == {200}
+    assert refused.status_code == 429
+    assert 0 < int(refused["Retry-After"]) <= 60
+    # another token has its own allowance
+    other = APIClient()
+    other.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token()[1]}")
+    other_url = f"/api/v1/projects/{_project(other, b'y' * 10)}/parts/0/"
+    assert other.get(other_url).status_code == 200
+
+
+def test_200_one_byte_patches_are_stored_as_one_piece_and_the_zip_intact(
+    token_client, tmp_path
+) -> None:
+    cache.clear()
+    data = zip_bytes(photo_set(3))
+    project_id = _project(token_client, data)
+    url = f"/api/v1/projects/{project_id}/parts/0/"
+
+    for i in range(200):
+        assert _patch(token_client, url, i, data[i : i + 1]).status_code == 204
+    assert _patch(token_client, url, 200, data[200:]).status_code == 204
+
+    project = Project.objects.get(pk=project_id)
+    assert UploadChunk.objects.filter(project=project).count() == 1
+    parts_join(project=project, dest=tmp_path / "joined.zip")
+    assert (tmp_path / "joined.zip").read_bytes() == data
+    assert token_client.post(f"/api/v1/projects/{project_id}/start/").status_code == 200
+
+
+def test_stored_pieces_stay_bounded_whatever_the_patch_sizes(
+    token_client, settings, tmp_path
+) -> None:
+    cache.clear()
+    settings.OPENSCAN_CHUNK_COALESCE_BYTES = 1000
+    data = bytes(range(256)) * 40  # 10,240 bytes
+    project = Project.objects.get(pk=_project(token_client, data))
+    url = f"/api/v1/projects/{project.pk}/parts/0/"
+    sizes = [1, 700, 1, 1, 1200, 3, 999, 1, 1, 1, 2500, 1] * 3
+    offset = 0
+    for size in sizes:
+        chunk = data[offset : offset + size]
+        if not chunk:
+            break
+        response = _patch(token_client, url, offset, chunk)
+        assert response.status_code == 204
+        offset = int(response["Upload-Offset"])
+
+    pieces = UploadChunk.objects.filter(project=project).count()
+    assert offset == len(data)
+    assert pieces <= 2 * len(data) // 1000 + 1
+    assert pieces < len([s for s in sizes if s])  # some were merged
+    parts_join(project=project, dest=tmp_path / "joined.bin")
+    assert (tmp_path / "joined.bin").read_bytes() == data
