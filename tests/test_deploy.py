@@ -1,7 +1,6 @@
 """Production configuration: `check --deploy` is clean and gunicorn takes 64 KB request lines."""
 
 import contextlib
-import os
 import secrets
 import socket
 import subprocess
@@ -12,15 +11,13 @@ from pathlib import Path
 
 import requests
 
+from benchmarks.slow_clients import gunicorn_process, outside_env
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _prod_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "OPENSCAN_"))
-    }
+    env = outside_env()
     env.update(
         DJANGO_SETTINGS_MODULE="openscan_portal.settings",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
@@ -69,20 +66,7 @@ def _gunicorn(**extra: str) -> Iterator[str]:
     """gunicorn from gunicorn.conf.py with production settings; yields its URL."""
     port = _free_port()
     env = _prod_env(PORT=str(port), WEB_CONCURRENCY="1", **extra)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "gunicorn.conf.py",
-            "openscan_portal.wsgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = gunicorn_process(env, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(150):
