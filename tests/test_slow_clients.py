@@ -9,6 +9,7 @@ benchmarks/slow_clients.py.
 
 import secrets
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,48 @@ def test_slow_clients_leave_the_production_stack_answering(make_token) -> None:
         assert UploadChunk.objects.get(project=normal).size == len(data)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_the_shipped_site_file_is_valid_nginx(tmp_path: Path) -> None:
+    """deploy/nginx/ as installed by the README, checked by ``nginx -t``."""
+    deploy = Path(__file__).resolve().parent.parent / "deploy" / "nginx"
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *(
+                "-subj",
+                "/CN=portal.example.org",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    site = (deploy / "openscan-portal.conf").read_text()
+    site = site.replace(
+        "/etc/nginx/openscan-proxy.conf", str(deploy / "openscan-proxy.conf")
+    )
+    site = site.replace(
+        "/etc/letsencrypt/live/portal.example.org/fullchain.pem", str(cert)
+    ).replace("/etc/letsencrypt/live/portal.example.org/privkey.pem", str(key))
+    (tmp_path / "site.conf").write_text(site)
+    main = tmp_path / "nginx.conf"
+    main.write_text(
+        f"pid {tmp_path}/nginx.pid;\ninclude {deploy}/nginx-events.conf;\n"
+        f"http {{\n    include {tmp_path}/site.conf;\n}}\n"
+    )
+
+    result = subprocess.run(
+        [NGINX, "-t", "-p", str(tmp_path), "-c", str(main), "-e", str(tmp_path / "e")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "syntax is ok" in result.stderr
