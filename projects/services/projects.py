@@ -7,7 +7,6 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.http import Http404
 from django.utils import timezone
 
 from openscan_portal.exceptions import ApplicationError
@@ -17,6 +16,7 @@ from projects.models import Project
 from projects.services.queue import job_enqueue_on_commit
 from projects.services.uploads import (
     parts_join,
+    project_lock,
     temp_dir,
     temp_dir_remove,
     upload_discard,
@@ -74,14 +74,6 @@ def _charge(project: Project) -> None:
     )
     project.charged = project.filesize
     project.charged_at = timezone.now()
-
-
-def _lock(project: Project) -> Project:
-    """The project's row, locked; 404 when a concurrent request deleted it."""
-    locked = Project.objects.select_for_update().filter(pk=project.pk).first()
-    if locked is None:
-        raise Http404("No such project.")
-    return locked
 
 
 def project_refund(*, project: Project, reason: str) -> bool:
@@ -236,7 +228,7 @@ def project_start(*, project: Project) -> Project:
 
 @transaction.atomic
 def _queue(*, project: Project, stored: str, image_count: int) -> Project:
-    locked = _lock(project)
+    locked = project_lock(project)
     if (
         locked.status != Project.Status.CREATED
         or locked.upload_generation != project.upload_generation
@@ -275,7 +267,7 @@ def project_reset(*, project: Project) -> Project:
     Credit comes back if the project was never processed. A running project
     cannot be reset (cancel it first).
     """
-    locked = _lock(project)
+    locked = project_lock(project)
     if locked.status == Project.Status.PROCESSING:
         raise ApplicationError(
             "The project is being processed; wait for it to finish or cancel it first.",
@@ -332,7 +324,7 @@ def _delete_outputs_on_commit(project: Project) -> None:
 @transaction.atomic
 def project_delete(*, project: Project) -> None:
     """Delete the project and its files; credit comes back if it was never processed."""
-    locked = _lock(project)
+    locked = project_lock(project)
     if locked.status == Project.Status.PROCESSING:
         raise ApplicationError(
             "The project is being processed; cancel it first.",
@@ -352,7 +344,7 @@ def project_delete(*, project: Project) -> None:
 @transaction.atomic
 def project_cancel(*, project: Project) -> Project:
     """Cancel a queued or running project; a queued one gets its credit back."""
-    locked = _lock(project)
+    locked = project_lock(project)
     if locked.status == Project.Status.QUEUED:
         project_refund(
             project=locked,

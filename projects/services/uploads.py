@@ -19,6 +19,28 @@ from projects.models import Project, UploadChunk
 from projects.streams import BodyFile
 
 
+def project_lock(project: Project) -> Project:
+    """Re-read the project under a row lock (inside a transaction).
+
+    Raises:
+        ApplicationError: 404 when it was deleted meanwhile (a delete racing
+            an upload, start, reset or another delete).
+    """
+    locked = (
+        Project.objects.select_for_update()
+        .select_related("token")
+        .filter(pk=project.pk)
+        .first()
+    )
+    if locked is None:
+        raise ApplicationError(
+            "The project no longer exists; it was deleted.",
+            status=404,
+            code="project_gone",
+        )
+    return locked
+
+
 def _check_uploadable(project: Project, *, generation: int, part: int) -> None:
     if generation != project.upload_generation:
         raise ApplicationError(
@@ -177,7 +199,7 @@ def part_append(
         offset_at, replaced = offset, None
     try:
         with transaction.atomic():
-            locked = Project.objects.select_for_update().get(pk=project.pk)
+            locked = project_lock(project)
             _check_uploadable(locked, generation=generation, part=part)
             # Appends of one part serialize on the project's row: re-check the end.
             if part_received(project=locked, part=part) != offset:

@@ -15,7 +15,6 @@ import itertools
 
 import pytest
 from django.db.models import Sum
-from django.http import Http404
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -191,8 +190,9 @@ class RefundMachine(RuleBasedStateMachine):
                 project_delete(project=project)
             return
         project_delete(project=project)
-        with pytest.raises(Http404):
-            project_delete(project=project)  # a second, late delete is a 404
+        with pytest.raises(ApplicationError) as late:
+            project_delete(project=project)
+        assert late.value.status == 404  # a second, late delete
         del self.status[name], self.held[name], self.size[name]
 
     @invariant()
