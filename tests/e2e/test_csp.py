@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 import trimesh
-from allauth.account.models import EmailAddress
+from allauth.account.models import EmailAddress, EmailConfirmationHMAC
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -122,7 +122,9 @@ def _context(browser, base: str, client: Client | None):
     return context
 
 
-def _violations(context, base: str, path: str, *, viewer: bool = False) -> list[str]:
+def _violations(
+    context, base: str, path: str, *, viewer: bool = False, status: int = 200
+) -> list[str]:
     page = context.new_page()
     console: list[str] = []
     page.on(
@@ -133,7 +135,7 @@ def _violations(context, base: str, path: str, *, viewer: bool = False) -> list[
     )
     response = page.goto(f"{base}{path}", wait_until="networkidle")
     assert response is not None
-    assert response.status == 200, (path, response.status)
+    assert response.status == status, (path, response.status)
     policy = response.headers.get("content-security-policy", "")
     assert "script-src 'self'" in policy, (path, policy)
     assert "unsafe-inline" not in policy
@@ -157,13 +159,24 @@ def test_every_page_has_a_strict_csp_and_no_violations(live_server, browser) -> 
         token=token, name="waiting.zip", photos=3, filesize=10, parts=1
     )
     admin, _ = _person("boss@example.org", staff=True)
+    pending = get_user_model().objects.create_user(
+        username="pending", email="pending@example.org", password=PASSWORD
+    )
+    address = EmailAddress.objects.create(
+        user=pending, email=pending.email, verified=False, primary=True
+    )
+    confirm_key = EmailConfirmationHMAC(address).key
 
-    pages: dict[str, list[tuple[str, bool]]] = {
+    pages: dict[str, list[tuple]] = {
         "anonymous": [
             ("/", False),
             ("/accounts/login/", False),
             ("/accounts/signup/", False),
             ("/accounts/password/reset/", False),
+            ("/accounts/password/reset/done/", False),
+            ("/accounts/confirm-email/", False),
+            (f"/accounts/confirm-email/{confirm_key}/", False),
+            ("/no-such-page/", False, 404),
             ("/admin/login/", False),
             ("/api/docs/", False),
             (f"/s/{done.share_key}/", True),
@@ -172,6 +185,9 @@ def test_every_page_has_a_strict_csp_and_no_violations(live_server, browser) -> 
             ("/projects/", False),
             ("/projects/new/", False),
             ("/token/", False),
+            ("/accounts/email/", False),
+            ("/accounts/password/change/", False),
+            ("/accounts/logout/", False),
             (f"/projects/{waiting.pk}/", False),
             (f"/projects/{done.pk}/", True),
         ],
@@ -189,8 +205,10 @@ def test_every_page_has_a_strict_csp_and_no_violations(live_server, browser) -> 
     found: dict[str, list[str]] = {}
     for who, paths in pages.items():
         context = _context(browser, base, clients[who])
-        for path, viewer in paths:
-            violations = _violations(context, base, path, viewer=viewer)
+        for path, viewer, *status in paths:
+            violations = _violations(
+                context, base, path, viewer=viewer, status=(status or [200])[0]
+            )
             if violations:
                 found[path] = violations
         context.close()
