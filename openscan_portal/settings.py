@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
     "django_q",
     "tokens",
     "projects",
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -111,7 +113,7 @@ USE_TZ = True
 
 # --- Static files (whitenoise serves them; no CDN anywhere) -----------------
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = DEBUG
 
@@ -248,9 +250,21 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON nested too deeply for Python's parser is a 400, not a RecursionError.
+    "DEFAULT_PARSER_CLASSES": [
+        "openscan_portal.drf.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "openscan_portal.drf.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # Burst protection only (a cache counter); credit and quotas are database rows.
+    "DEFAULT_THROTTLE_CLASSES": ["tokens.throttles.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        # Part PATCH/HEAD/GET and direct-upload targets, per token (public: per address).
+        "uploads": env.str("OPENSCAN_THROTTLE_UPLOADS", default="300/min"),
+    },
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
 }
@@ -285,6 +299,11 @@ OPENSCAN_PRIVATE_LIMIT_FILESIZE = env.int(
 )
 OPENSCAN_PRIVATE_LIMIT_PHOTOS = env.int("OPENSCAN_PRIVATE_LIMIT_PHOTOS", default=500)
 OPENSCAN_PART_MAX_BYTES = env.int("OPENSCAN_PART_MAX_BYTES", default=200_000_000)
+# A resumable PATCH is merged into the part's last stored piece while both together
+# stay under this size, so tiny PATCHes cannot pile up objects in storage.
+OPENSCAN_CHUNK_COALESCE_BYTES = env.int(
+    "OPENSCAN_CHUNK_COALESCE_BYTES", default=8 * 1024 * 1024
+)
 OPENSCAN_UPLOAD_LINK_SECONDS = env.int("OPENSCAN_UPLOAD_LINK_SECONDS", default=4 * 3600)
 OPENSCAN_MAX_IMAGE_PIXELS = env.int("OPENSCAN_MAX_IMAGE_PIXELS", default=120_000_000)
 OPENSCAN_ZIP_MAX_ENTRIES = env.int("OPENSCAN_ZIP_MAX_ENTRIES", default=5000)
@@ -295,7 +314,11 @@ OPENSCAN_ZIP_MAX_UNCOMPRESSED = env.int(
 OPENSCAN_PUBLIC_URL = env.str("OPENSCAN_PUBLIC_URL", default="")
 
 # --- Security (all on unless DEBUG; `check --deploy` stays clean) ---------------
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# gunicorn already takes the scheme from X-Forwarded-Proto, but only from the
+# proxies in FORWARDED_ALLOW_IPS. Django's own header check trusts any client,
+# so it is on only where every request passes a proxy that overwrites the header.
+if env.bool("DJANGO_TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 # Upload links and wire calls come from rigs that speak plain HTTP on a LAN;
 # they are exempt from the redirect (a POST would not follow it anyway).
@@ -313,6 +336,26 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy on every response (django-csp): scripts, styles and
+# fonts from this origin only, no inline script or style. The viewer's needs
+# are explicit: three.js's GLTFLoader decodes embedded textures from blob: URLs
+# (fetched, then drawn), and workers may come from this origin or a blob:;
+# Swagger UI draws its icons from data: images.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "connect-src": ["'self'", "blob:"],
+        "worker-src": ["'self'", "blob:"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 LOGIN_URL = "/admin/login/"
 

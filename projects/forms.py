@@ -3,3 +3,4 @@ from django import forms
 
 class ShareForm(forms.Form):
     enabled = forms.BooleanField(required=False)
+    photos = forms.BooleanField(required=False)

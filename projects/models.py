@@ -50,6 +50,8 @@ class Project(TimeStampedModel):
     progress = models.JSONField(default=dict, blank=True)
     # A random key that opens the viewer without an account; empty when not shared.
     share_key = models.CharField(max_length=64, blank=True, db_index=True)
+    # Whether the share link also opens the original photos (the owner chooses).
+    share_photos = models.BooleanField(default=False)
     notified_at = models.DateTimeField(null=True, blank=True)
     notify_count = models.PositiveSmallIntegerField(default=0)
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -199,14 +199,17 @@ def project_action(
 def project_share(request: HttpRequest, project_id: uuid.UUID) -> HttpResponse:
     project = _owned(request, project_id)
     form = ShareForm(request.POST)
-    enabled = form.is_valid() and form.cleaned_data["enabled"]
-    services.project_share(project=project, enabled=enabled)
-    messages.success(
-        request,
-        "Share link created: anyone with it can view the model."
-        if enabled
-        else "Share link revoked.",
-    )
+    valid = form.is_valid()
+    enabled = valid and form.cleaned_data["enabled"]
+    photos = valid and form.cleaned_data["photos"]
+    services.project_share(project=project, enabled=enabled, photos=photos)
+    if not enabled:
+        done = "Share link revoked."
+    elif photos:
+        done = "Share link created: anyone with it can view the model and the photos."
+    else:
+        done = "Share link created: anyone with it can view the model, not the photos."
+    messages.success(request, done)
     return redirect(
         f"{reverse('projects:detail', kwargs={'project_id': project.id})}#share"
     )
@@ -255,6 +258,8 @@ def shared(request: HttpRequest, share_key: str) -> HttpResponse:
             "projects:shared-photo", kwargs={"share_key": share_key, "name": name}
         ),
     )
+    if not project.share_photos:
+        viewer_config["photo_base"] = ""  # The viewer then offers no photos.
     response = render(
         request,
         "projects/shared.html",
@@ -272,4 +277,7 @@ def shared_file(request: HttpRequest, share_key: str, name: str) -> HttpResponse
 
 @require_GET
 def shared_photo(request: HttpRequest, share_key: str, name: str) -> HttpResponse:
-    return _photo_response(selectors.project_get_shared(share_key=share_key), name)
+    project = selectors.project_get_shared(share_key=share_key)
+    if not project.share_photos:
+        raise Http404("The owner shares the model only, not the photos.")
+    return _photo_response(project, name)

@@ -1,24 +1,23 @@
 """Production configuration: `check --deploy` is clean and gunicorn takes 64 KB request lines."""
 
-import os
+import contextlib
 import secrets
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
+
+from benchmarks.slow_clients import gunicorn_process, outside_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _prod_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "OPENSCAN_"))
-    }
+    env = outside_env()
     env.update(
         DJANGO_SETTINGS_MODULE="openscan_portal.settings",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
@@ -62,33 +61,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_gunicorn_with_the_project_config_accepts_64_kb_request_lines():
+@contextlib.contextmanager
+def _gunicorn(**extra: str) -> Iterator[str]:
+    """gunicorn from gunicorn.conf.py with production settings; yields its URL."""
     port = _free_port()
-    env = _prod_env(
-        PORT=str(port), WEB_CONCURRENCY="1", DJANGO_SECURE_SSL_REDIRECT="false"
-    )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "gunicorn.conf.py",
-            "openscan_portal.wsgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env = _prod_env(PORT=str(port), WEB_CONCURRENCY="1", **extra)
+    server = gunicorn_process(env, stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
     try:
-        url = f"http://127.0.0.1:{port}/status"
-        for _ in range(100):
+        for _ in range(150):
             try:
-                requests.get(url, timeout=1)
+                requests.get(f"{base}/status", timeout=1)
                 break
             except requests.RequestException:
                 time.sleep(0.2)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def test_gunicorn_with_the_project_config_accepts_64_kb_request_lines():
+    with _gunicorn(DJANGO_SECURE_SSL_REDIRECT="false") as base:
+        url = f"{base}/status"
         filelist = [
             f"/home/pi/OpenScan/scans/2024-01-31_10.20.30-my vase/IMG_{i:05d}.jpg"
             for i in range(1100)
@@ -98,6 +93,28 @@ def test_gunicorn_with_the_project_config_accepts_64_kb_request_lines():
         )
         assert len(r.request.url) > 65_536
         assert r.status_code == 200 and r.json() == {"status": "online"}
-    finally:
-        server.terminate()
-        server.wait(30)
+
+
+def test_a_client_reaching_gunicorn_directly_cannot_claim_https():
+    # The known proxy is elsewhere: this client's X-Forwarded-Proto is a lie.
+    with _gunicorn(FORWARDED_ALLOW_IPS="10.9.8.7") as base:
+        r = requests.get(
+            f"{base}/api/v1/",
+            headers={"X-Forwarded-Proto": "https"},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert r.status_code == 301
+        assert r.headers["Location"] == f"https://{base[7:]}/api/v1/"
+
+
+def test_the_configured_proxy_is_trusted_for_https():
+    with _gunicorn(FORWARDED_ALLOW_IPS="127.0.0.1") as base:
+        r = requests.get(
+            f"{base}/api/v1/",
+            headers={"X-Forwarded-Proto": "https"},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert r.status_code == 200
+        assert r.json()["schema"] == f"https://{base[7:]}/api/schema/"

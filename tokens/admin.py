@@ -4,7 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -220,7 +220,7 @@ class TokenAdmin(admin.ModelAdmin):
     def adjust_view(self, request: HttpRequest, token_id: int) -> HttpResponse:
         token = get_object_or_404(Token, pk=token_id)
         if not self.has_change_permission(request, token):
-            raise PermissionError
+            raise PermissionDenied
         form = CreditAdjustForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:

@@ -10,6 +10,7 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
+from rest_framework.throttling import ScopedRateThrottle
 
 from openscan_portal.exceptions import ApplicationError
 from tokens.models import Token
@@ -49,3 +50,21 @@ def public_burst_consume(*, token: Token, ip: str, amount: int) -> None:
             status=429,
             code="burst_limit",
         )
+
+
+class TokenRateThrottle(ScopedRateThrottle):
+    """DRF's scoped throttle (rates in ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]``),
+    counted per private token, per signed-in person, or per address for the
+    shared public token; over the rate DRF answers 429 with ``Retry-After``.
+    """
+
+    def get_cache_key(self, request: HttpRequest, view: object) -> str:
+        token = getattr(request, "auth", None)
+        user = getattr(request, "user", None)
+        if isinstance(token, Token) and not token.is_public:
+            ident = f"token:{token.pk}"
+        elif not isinstance(token, Token) and user and user.is_authenticated:
+            ident = f"user:{user.pk}"
+        else:
+            ident = f"ip:{client_ip(request)}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}

@@ -10,12 +10,9 @@ from accounts.adapter import NEW_KEY_SESSION
 from tokens import selectors, services
 
 
-@login_required
-@require_GET
-def token_detail(request: HttpRequest) -> HttpResponse:
+def _detail(request: HttpRequest, *, new_key: str | None) -> HttpResponse:
     token = selectors.token_for_user(user=request.user)
-    new_key = request.session.pop(NEW_KEY_SESSION, None) if token else None
-    context = {"token": token, "new_key": new_key}
+    context = {"token": token, "new_key": new_key if token else None}
     if token is not None:
         context |= {
             "available": selectors.token_credit_available(token=token),
@@ -29,6 +26,13 @@ def token_detail(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_GET
+def token_detail(request: HttpRequest) -> HttpResponse:
+    # Only the key issued at e-mail verification waits here (allauth redirects).
+    return _detail(request, new_key=request.session.pop(NEW_KEY_SESSION, None))
+
+
+@login_required
 @require_POST
 def token_regenerate(request: HttpRequest) -> HttpResponse:
     token = selectors.token_for_user(user=request.user)
@@ -37,6 +41,7 @@ def token_regenerate(request: HttpRequest) -> HttpResponse:
             request, "This account has no token yet; verify your e-mail address first."
         )
         return redirect("tokens:detail")
-    request.session[NEW_KEY_SESSION] = services.token_regenerate(token=token)
+    # Shown in this response only: the key never reaches the session store.
+    new_key = services.token_regenerate(token=token)
     messages.success(request, "New key made. The old key stopped working just now.")
-    return redirect("tokens:detail")
+    return _detail(request, new_key=new_key)

@@ -16,6 +16,7 @@ from projects.models import Project
 from projects.services.queue import job_enqueue_on_commit
 from projects.services.uploads import (
     parts_join,
+    project_lock,
     temp_dir,
     temp_dir_remove,
     upload_discard,
@@ -227,7 +228,7 @@ def project_start(*, project: Project) -> Project:
 
 @transaction.atomic
 def _queue(*, project: Project, stored: str, image_count: int) -> Project:
-    locked = Project.objects.select_for_update().get(pk=project.pk)
+    locked = project_lock(project)
     if (
         locked.status != Project.Status.CREATED
         or locked.upload_generation != project.upload_generation
@@ -253,11 +254,10 @@ def _queue(*, project: Project, stored: str, image_count: int) -> Project:
     return locked
 
 
-_REFUNDABLE_ON_RESET = {
-    Project.Status.CREATED,
-    Project.Status.QUEUED,
-    Project.Status.CANCELLED,
-}
+# The refund rule (README, "What is charged and refunded"): a charge comes back
+# unless a run delivered a model or was stopped by its owner. A cancelled project
+# that still holds a charge was cancelled while running, so it is not here.
+_REFUNDABLE_ON_RESET = {Project.Status.CREATED, Project.Status.QUEUED}
 
 
 @transaction.atomic
@@ -267,7 +267,7 @@ def project_reset(*, project: Project) -> Project:
     Credit comes back if the project was never processed. A running project
     cannot be reset (cancel it first).
     """
-    locked = Project.objects.select_for_update().get(pk=project.pk)
+    locked = project_lock(project)
     if locked.status == Project.Status.PROCESSING:
         raise ApplicationError(
             "The project is being processed; wait for it to finish or cancel it first.",
@@ -324,7 +324,7 @@ def _delete_outputs_on_commit(project: Project) -> None:
 @transaction.atomic
 def project_delete(*, project: Project) -> None:
     """Delete the project and its files; credit comes back if it was never processed."""
-    locked = Project.objects.select_for_update().get(pk=project.pk)
+    locked = project_lock(project)
     if locked.status == Project.Status.PROCESSING:
         raise ApplicationError(
             "The project is being processed; cancel it first.",
@@ -344,7 +344,7 @@ def project_delete(*, project: Project) -> None:
 @transaction.atomic
 def project_cancel(*, project: Project) -> Project:
     """Cancel a queued or running project; a queued one gets its credit back."""
-    locked = Project.objects.select_for_update().get(pk=project.pk)
+    locked = project_lock(project)
     if locked.status == Project.Status.QUEUED:
         project_refund(
             project=locked,
@@ -363,8 +363,14 @@ def project_cancel(*, project: Project) -> Project:
     return locked
 
 
-def project_share(*, project: Project, enabled: bool) -> Project:
-    """Turn the public share link on (a new random key each time) or off (revokes it)."""
+def project_share(*, project: Project, enabled: bool, photos: bool = False) -> Project:
+    """Turn the public share link on (a new random key each time) or off (revokes it).
+
+    ``photos`` lets the link open the original photos too; off unless asked for.
+    """
     project.share_key = secrets.token_urlsafe(24) if enabled else ""
-    Project.objects.filter(pk=project.pk).update(share_key=project.share_key)
+    project.share_photos = enabled and photos
+    Project.objects.filter(pk=project.pk).update(
+        share_key=project.share_key, share_photos=project.share_photos
+    )
     return project

@@ -7,6 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
+from django.conf import settings
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
@@ -15,6 +17,28 @@ from openscan_portal.exceptions import ApplicationError
 from projects import storage
 from projects.models import Project, UploadChunk
 from projects.streams import BodyFile
+
+
+def project_lock(project: Project) -> Project:
+    """Re-read the project under a row lock (inside a transaction).
+
+    Raises:
+        ApplicationError: 404 when it was deleted meanwhile (a delete racing
+            an upload, start, reset or another delete).
+    """
+    locked = (
+        Project.objects.select_for_update()
+        .select_related("token")
+        .filter(pk=project.pk)
+        .first()
+    )
+    if locked is None:
+        raise ApplicationError(
+            "The project no longer exists; it was deleted.",
+            status=404,
+            code="project_gone",
+        )
+    return locked
 
 
 def _check_uploadable(project: Project, *, generation: int, part: int) -> None:
@@ -155,18 +179,41 @@ def part_append(
             status=413,
             code="part_too_large",
         )
-    stored, body = _stream_to_storage(project, part, stream, length)
+    last = (
+        UploadChunk.objects.filter(project=project, generation=generation, part=part)
+        .order_by("-offset")
+        .first()
+    )
+    if (
+        last is not None
+        and last.size + length <= settings.OPENSCAN_CHUNK_COALESCE_BYTES
+    ):
+        # Small pieces are merged in memory (bounded by the setting): every stored
+        # piece but the last then pairs with its neighbour to exceed the setting,
+        # so a part never has more than 2 * part_max / setting + 1 pieces.
+        stored, size, sha = _merge_into(project, part, last, stream, length)
+        offset_at, replaced = last.offset, last
+    else:
+        stored, body = _stream_to_storage(project, part, stream, length)
+        size, sha = body.bytes_written, body.sha256
+        offset_at, replaced = offset, None
     try:
         with transaction.atomic():
-            locked = Project.objects.select_for_update().get(pk=project.pk)
+            locked = project_lock(project)
             _check_uploadable(locked, generation=generation, part=part)
+            # Appends of one part serialize on the project's row: re-check the end.
+            if part_received(project=locked, part=part) != offset:
+                raise IntegrityError("the part changed while the chunk streamed in")
+            if replaced is not None:
+                UploadChunk.objects.filter(pk=replaced.pk).delete()
+                _delete_files_on_commit([replaced.storage_name])
             UploadChunk.objects.create(
                 project=locked,
                 generation=generation,
                 part=part,
-                offset=offset,
-                size=body.bytes_written,
-                sha256=body.sha256,
+                offset=offset_at,
+                size=size,
+                sha256=sha,
                 storage_name=stored,
             )
             _discard_direct_on_commit(locked, part)
@@ -180,7 +227,29 @@ def part_append(
     except ApplicationError:
         default_storage.delete(stored)
         raise
-    return offset + body.bytes_written
+    return offset_at + size
+
+
+def _merge_into(
+    project: Project,
+    part: int,
+    last: UploadChunk,
+    stream: BinaryIO,
+    length: int,
+) -> tuple[str, int, str]:
+    """Store ``last``'s bytes then the body as one new piece: (name, size, sha256)."""
+    body = BodyFile(stream, length=length)
+    added = b"".join(body.chunks())
+    with default_storage.open(last.storage_name, "rb") as fh:
+        before = fh.read()
+    if len(before) != last.size or (
+        last.sha256 and hashlib.sha256(before).hexdigest() != last.sha256
+    ):
+        raise _part_damaged(project, part, "a stored piece changed")
+    data = before + added
+    name = f"{project.storage_prefix}/upload/{part:04d}-{secrets.token_hex(8)}.bin"
+    stored = default_storage.save(name, ContentFile(data))
+    return stored, len(data), hashlib.sha256(data).hexdigest()
 
 
 def _discard_direct_on_commit(project: Project, part: int) -> None:

@@ -303,6 +303,7 @@ async function main() {
   });
 
   function showPhoto(name) {
+    if (!config.photo_base) return; // A share link without the photos.
     const dialog = $("photo-dialog");
     const img = $("photo-img");
     img.src = config.photo_base.replace("__NAME__", encodeURIComponent(name));

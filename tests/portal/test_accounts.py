@@ -92,3 +92,42 @@ def test_verification_adopts_token_from_request_token(
     earlier.refresh_from_db()
     assert earlier.user is not None and earlier.user.email == "ada@example.org"
     assert Token.objects.filter(email__iexact="ada@example.org").count() == 1
+
+
+def _admin_login(client: Client, password: str, username: str = "boss"):
+    return client.post(
+        "/admin/login/?next=/admin/",
+        {"username": username, "password": password, "next": "/admin/"},
+    )
+
+
+def test_admin_login_locks_out_after_5_failures_like_the_portal_login() -> None:
+    get_user_model().objects.create_superuser("boss", "boss@example.org", PASSWORD)
+    client = Client()
+
+    failures = [_admin_login(client, f"wrong-{i}") for i in range(5)]
+    locked = _admin_login(client, PASSWORD)
+
+    assert all(
+        "Please enter the correct username" in r.content.decode() for r in failures
+    )
+    assert locked.status_code == 200
+    assert "Too many failed login attempts" in locked.content.decode()
+    assert "_auth_user_id" not in client.session
+    # an untouched login name still gets in: the lock is per name (and per address)
+    get_user_model().objects.create_superuser("other", "o@example.org", PASSWORD)
+    assert _admin_login(client, PASSWORD, username="other").status_code == 302
+
+
+def test_admin_and_portal_failures_share_the_per_address_limit() -> None:
+    get_user_model().objects.create_superuser("boss", "boss@example.org", PASSWORD)
+    client = Client()
+
+    for i in range(10):  # 10 per minute per address, spread over login names
+        _admin_login(client, "wrong", username=f"nobody{i}")
+    portal = client.post(
+        reverse("account_login"), {"login": "boss@example.org", "password": PASSWORD}
+    )
+
+    assert "Too many failed login attempts" in portal.content.decode()
+    assert "_auth_user_id" not in client.session

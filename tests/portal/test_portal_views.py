@@ -254,8 +254,12 @@ def test_share_link_is_off_by_default_then_on_then_revoked(
     assert page["Referrer-Policy"] == "no-referrer"
     assert page.context["viewer_config"]["model"] == f"/s/{key}/files/model_preview.glb"
     assert client.get(f"/s/{key}/files/model_preview.glb").status_code == 200
-    assert client.get(f"/s/{key}/photos/IMG_0001.jpg").status_code == 200
     assert "Downloads" not in page.content.decode()
+    # the photos are not part of a link made without asking for them
+    assert client.get(f"/s/{key}/photos/IMG_0001.jpg").status_code == 404
+    assert page.context["viewer_config"]["photo_base"] == ""
+    panel = owner.get(reverse("projects:detail", kwargs={"project_id": project.id}))
+    assert "original photos are <strong>not</strong> shared" in panel.content.decode()
 
     # when: the owner revokes it, the old link stops working
     owner.post(
@@ -266,6 +270,36 @@ def test_share_link_is_off_by_default_then_on_then_revoked(
         == 404
     )
     assert client.get(f"/s/{key}/files/model_preview.glb").status_code == 404
+
+
+def test_share_link_with_photos_is_the_owners_explicit_choice(
+    client: Client, make_person
+) -> None:
+    owner, token = make_person()
+    project = _done_project(token)
+    share = reverse("projects:share", kwargs={"project_id": project.id})
+    form = owner.get(reverse("projects:detail", kwargs={"project_id": project.id}))
+    assert 'name="photos" id="share-photos"' in form.content.decode()
+    assert "checked" not in form.content.decode().split('id="share-photos"')[1][:20]
+
+    owner.post(share, {"enabled": "on", "photos": "on"})
+
+    project.refresh_from_db()
+    key = project.share_key
+    assert project.share_photos is True
+    page = client.get(reverse("projects:shared", kwargs={"share_key": key}))
+    assert page.context["viewer_config"]["photo_base"] == f"/s/{key}/photos/__NAME__"
+    photo = client.get(f"/s/{key}/photos/IMG_0002.jpg")
+    assert photo.status_code == 200 and photo.content == jpeg_bytes(seed=2)
+    panel = owner.get(reverse("projects:detail", kwargs={"project_id": project.id}))
+    assert "<strong>and open the original photos</strong>" in panel.content.decode()
+
+    # revoking and sharing again without the box: the photos are private again
+    owner.post(share, {"enabled": ""})
+    owner.post(share, {"enabled": "on"})
+    project.refresh_from_db()
+    assert project.share_photos is False
+    assert client.get(f"/s/{project.share_key}/photos/IMG_0002.jpg").status_code == 404
 
 
 def test_someone_else_cannot_share_a_project(make_person) -> None:
@@ -352,6 +386,24 @@ def test_regenerate_shows_new_key_once_and_old_stops(make_person, api_client) ->
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     assert api_client.get("/api/v1/token/").status_code == 200
     assert owner.get(reverse("tokens:detail")).context["new_key"] is None
+
+
+def test_regenerated_key_is_shown_in_its_response_and_never_stored_in_the_session(
+    make_person,
+) -> None:
+    from django.contrib.sessions.models import Session
+
+    owner, token = make_person()
+
+    response = owner.post(reverse("tokens:regenerate"))
+
+    token.refresh_from_db()
+    key = response.context["new_key"]
+    assert response.status_code == 200 and response["Cache-Control"] == "no-store"
+    assert key.endswith(token.key_hint) and key in response.content.decode()
+    assert "New key made" in response.content.decode()
+    stored = [s.get_decoded() for s in Session.objects.all()]
+    assert stored and all(key not in repr(data) for data in stored)
 
 
 def test_token_page_shows_balance_limits_and_ledger(make_person) -> None:

@@ -48,3 +48,12 @@ def queue_project(
     return project_start(project=project)
 
 
+def patch_part(client, url: str, offset: int, body: bytes):
+    """One resumable REST PATCH of ``body`` at ``offset``."""
+    return client.generic(
+        "PATCH",
+        url,
+        body,
+        content_type="application/offset+octet-stream",
+        HTTP_UPLOAD_OFFSET=str(offset),
+    )

@@ -6,6 +6,7 @@ from rest_framework.test import APIClient
 
 from projects.models import Project
 from tests.images import photo_set, split, zip_bytes
+from tests.projects.conftest import patch_part as _patch
 from tokens.models import CreditLedgerEntry
 
 pytestmark = pytest.mark.django_db
@@ -25,16 +26,6 @@ def _create(
     )
     assert r.status_code == 201, r.content
     return r.json()
-
-
-def _patch(client: APIClient, url: str, offset: int, body: bytes):
-    return client.generic(
-        "PATCH",
-        url,
-        body,
-        content_type="application/offset+octet-stream",
-        HTTP_UPLOAD_OFFSET=str(offset),
-    )
 
 
 def test_api_root_advertises_resumable_uploads(api_client):
