@@ -25,8 +25,12 @@ class Project(TimeStampedModel):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     token = models.ForeignKey(Token, on_delete=models.PROTECT, related_name="projects")
-    # The client's name, e.g. "2024-01-31_10.20.30-my vase.zip": unique per token.
+    # The client's name, e.g. "2024-01-31_10.20.30-my vase.zip": unique per token
+    # (and per client network for the shared public token).
     name = models.CharField(max_length=255)
+    # Public token: projects.clients.client_key of the network that created it;
+    # empty for private tokens.
+    client_key = models.CharField(max_length=40, blank=True, editable=False)
     photos = models.PositiveIntegerField()
     filesize = models.BigIntegerField()
     parts = models.PositiveIntegerField()
@@ -61,7 +65,8 @@ class Project(TimeStampedModel):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["token", "name"], name="project_name_unique_per_token"
+                fields=["token", "client_key", "name"],
+                name="project_name_unique_per_token_client",
             ),
             models.CheckConstraint(
                 condition=models.Q(charged__gte=0), name="project_charged_not_negative"

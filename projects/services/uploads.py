@@ -17,6 +17,28 @@ from projects.models import Project, UploadChunk
 from projects.streams import BodyFile
 
 
+def project_lock(project: Project) -> Project:
+    """Re-read the project under a row lock (inside a transaction).
+
+    Raises:
+        ApplicationError: 404 when it was deleted meanwhile (a delete racing
+            an upload, start, reset or another delete).
+    """
+    locked = (
+        Project.objects.select_for_update()
+        .select_related("token")
+        .filter(pk=project.pk)
+        .first()
+    )
+    if locked is None:
+        raise ApplicationError(
+            "The project no longer exists; it was deleted.",
+            status=404,
+            code="project_gone",
+        )
+    return locked
+
+
 def _check_uploadable(project: Project, *, generation: int, part: int) -> None:
     if generation != project.upload_generation:
         raise ApplicationError(
@@ -67,32 +89,51 @@ def _delete_files_on_commit(names: list[str]) -> None:
 
 
 def _stream_to_storage(
-    project: Project, part: int, stream: BinaryIO, length: int
+    project: Project, part: int, stream: BinaryIO, length: int | None
 ) -> tuple[str, BodyFile]:
     limit = storage.part_max_bytes()
-    if length > limit:
+    if length is not None and length > limit:
         raise ApplicationError(
             f"A part may be at most {limit} bytes{storage.part_limit_reason()}; this one is "
             f"{length}. Split the zip into smaller parts.",
             status=413,
             code="part_too_large",
         )
-    body = BodyFile(stream, length=length)
+    body = BodyFile(stream, length=length, limit=limit)
     name = f"{project.storage_prefix}/upload/{part:04d}-{secrets.token_hex(8)}.bin"
     try:
         stored = default_storage.save(name, body)
-    except ApplicationError:
+    except FileNotFoundError as exc:
+        # A delete of the project removed the folder while the bytes streamed in.
+        default_storage.delete(name)
+        if Project.objects.filter(pk=project.pk).exists():
+            raise
+        raise ApplicationError(
+            "The project was deleted during the upload.",
+            status=404,
+            code="project_gone",
+        ) from exc
+    except BaseException:
+        # A cut-off (413), a broken body or a vanished client: keep no partial file.
         default_storage.delete(name)
         raise
     return stored, body
 
 
 def part_replace(
-    *, project: Project, generation: int, part: int, stream: BinaryIO, length: int
+    *,
+    project: Project,
+    generation: int,
+    part: int,
+    stream: BinaryIO,
+    length: int | None,
 ) -> UploadChunk:
-    """Store a whole part (the wire protocol's POST), replacing what was sent before."""
+    """Store a whole part (the wire protocol's POST), replacing what was sent before.
+
+    ``length`` None streams a chunked body to its end (413 past the part limit).
+    """
     _check_uploadable(project, generation=generation, part=part)
-    if length <= 0:
+    if length is not None and length <= 0:
         raise ApplicationError(
             "The part is empty; send the bytes of the zip part as the body."
         )
@@ -103,9 +144,10 @@ def part_replace(
             "The part is empty; send the bytes of the zip part as the body."
         )
     with transaction.atomic():
-        # Re-read under a lock: the project may have started while the bytes streamed in.
-        locked = Project.objects.select_for_update().get(pk=project.pk)
+        # Re-read under a lock: the project may have started (or gone) while the
+        # bytes streamed in.
         try:
+            locked = project_lock(project)
             _check_uploadable(locked, generation=generation, part=part)
         except ApplicationError:
             default_storage.delete(stored)
@@ -158,7 +200,7 @@ def part_append(
     stored, body = _stream_to_storage(project, part, stream, length)
     try:
         with transaction.atomic():
-            locked = Project.objects.select_for_update().get(pk=project.pk)
+            locked = project_lock(project)
             _check_uploadable(locked, generation=generation, part=part)
             UploadChunk.objects.create(
                 project=locked,
@@ -247,7 +289,7 @@ def direct_parts_collect(*, project: Project) -> list[UploadChunk]:
         )
     created: list[UploadChunk] = []
     with transaction.atomic():
-        locked = Project.objects.select_for_update().get(pk=project.pk)
+        locked = project_lock(project)
         if (
             locked.upload_generation != project.upload_generation
             or locked.status != Project.Status.CREATED
@@ -301,18 +343,18 @@ def _part_damaged(project: Project, part: int, detail: str) -> ApplicationError:
     )
 
 
-def parts_join(*, project: Project, dest: Path) -> str:
-    """Write the current upload's parts, in order, into ``dest``; return its sha256.
+def parts_check(*, project: Project, collect: bool = True) -> None:
+    """Check that every part of the current upload arrived and the sizes add up.
 
-    Parts sent straight to the backend are registered first. Every chunk is
-    checked as it is read: its size and sha256 against what the server
-    received, and on Dropbox its content hash against the one Dropbox reports.
+    Cheap (rows only), so startProject answers at once. ``collect`` first
+    registers parts sent straight to the backend (only while ``created``).
 
     Raises:
-        ApplicationError: a part is missing, too large or damaged, or the sizes
-            do not add up to ``filesize``.
+        ApplicationError: a part is missing or too large, or the sizes do not
+            add up to ``filesize``.
     """
-    direct_parts_collect(project=project)
+    if collect:
+        direct_parts_collect(project=project)
     received = parts_received(project=project)
     missing = [str(i + 1) for i in range(project.parts) if not received.get(i)]
     if missing:
@@ -328,6 +370,20 @@ def parts_join(*, project: Project, dest: Path) -> str:
             f"{project.filesize}. Upload the parts again or create the project with the right size.",
             code="size_mismatch",
         )
+
+
+def parts_join(*, project: Project, dest: Path) -> str:
+    """Write the current upload's parts, in order, into ``dest``; return its sha256.
+
+    Every chunk is checked as it is read: its size and sha256 against what the
+    server received, and on Dropbox its content hash against the one Dropbox
+    reports.
+
+    Raises:
+        ApplicationError: a part is missing or damaged, or the sizes do not
+            add up to ``filesize``.
+    """
+    parts_check(project=project, collect=False)
     on_dropbox = storage.storage_kind() == "dropbox"
     digest = hashlib.sha256()
     chunks = UploadChunk.objects.filter(
@@ -338,7 +394,11 @@ def parts_join(*, project: Project, dest: Path) -> str:
             chunk_sha = hashlib.sha256()
             content_hash = storage.DropboxContentHasher() if on_dropbox else None
             size = 0
-            with default_storage.open(chunk.storage_name, "rb") as src:
+            try:
+                src = default_storage.open(chunk.storage_name, "rb")
+            except FileNotFoundError as exc:
+                raise _part_damaged(project, chunk.part, "it is gone") from exc
+            with src:
                 while data := src.read(1 << 20):
                     digest.update(data)
                     chunk_sha.update(data)

@@ -128,14 +128,14 @@ def test_public_quota_is_per_utc_day_and_refunds_go_back_to_the_day_charged(
 
 
 def test_public_token_ensure_is_idempotent_and_follows_the_configured_key(settings):
-    settings.OPENSCAN_PUBLIC_TOKEN = "osp_first"
+    settings.OPENSCAN_PUBLIC_TOKEN = "osp_first_public_key_000"
     first = services.public_token_ensure()
-    settings.OPENSCAN_PUBLIC_TOKEN = "osp_second"
+    settings.OPENSCAN_PUBLIC_TOKEN = "osp_second_public_key_00"
     second = services.public_token_ensure()
     assert first.pk == second.pk
     assert Token.objects.filter(kind="public").count() == 1
-    assert selectors.token_get_by_key(key="osp_second") == second
-    assert selectors.token_get_by_key(key="osp_first") is None
+    assert selectors.token_get_by_key(key="osp_second_public_key_00") == second
+    assert selectors.token_get_by_key(key="osp_first_public_key_000") is None
 
 
 def test_create_token_command_prints_only_the_key(capsys):
