@@ -15,7 +15,7 @@ _PATTERNS = (
     # Authorization (and Proxy-Authorization) header values.
     (
         re.compile(
-            r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?(?:bearer|token|basic)\s+)[^\s\"',]+"
+            r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?(?:bearer|token|basic)\s+)[^\s\"',)]+"
         ),
         rf"\g<1>{REDACTED}",
     ),

@@ -111,17 +111,26 @@ def _entry_problem(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str | None:
         return f"is damaged in the zip ({exc})"
 
 
-def _check_image(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, kind: str, max_pixels: int
-) -> str | None:
+def _read_through(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo
+) -> tuple[bytes, str | None]:
+    """The entry's first 16 bytes, after reading it all once (zipfile checks the CRC at the end)."""
     try:
-        # Read it through once: zipfile checks the CRC at the end.
         with zf.open(info) as fh:
             head = fh.read(16)
             while fh.read(1 << 20):
                 pass
     except _ENTRY_ERRORS as exc:
-        return f"is damaged in the zip ({exc})"
+        return b"", f"is damaged in the zip ({exc})"
+    return head, None
+
+
+def _check_image(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, kind: str, max_pixels: int
+) -> str | None:
+    head, problem = _read_through(zf, info)
+    if problem:
+        return problem
     if not any(head.startswith(m) for m in _MAGIC[kind]):
         return f"is named like a {kind} but its content is not one"
     with zf.open(info) as fh, warnings.catch_warnings():
@@ -142,14 +151,13 @@ def _check_image(
                     # A reduced decode reads the whole stream cheaply and catches truncation.
                     img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
                     img.load()
-        except Image.DecompressionBombError:
+        except Image.DecompressionBombError as exc:
+            # Pillow refuses twice its own limit while reading the header.
             return (
-                "declares more pixels than the limit of "
-                f"{max_pixels // 1_000_000} megapixels"
+                f"has more pixels than the limit of {max_pixels // 1_000_000} "
+                f"megapixels ({exc})"
             )
-        except (UnidentifiedImageError, SyntaxError) as exc:
-            return f"cannot be decoded ({exc})"
-        except _ENTRY_ERRORS as exc:
+        except (UnidentifiedImageError, SyntaxError, *_ENTRY_ERRORS) as exc:
             return f"cannot be decoded ({exc})"
     return None
 
@@ -189,7 +197,7 @@ def inspect_zip(path: Path, *, limits: ArchiveLimits) -> ArchiveSummary:
                 f"The zip unpacks to {total} bytes; at most {limits.max_uncompressed} are allowed."
             )
         images: list[tuple[zipfile.ZipInfo, str]] = []
-        others: list[str] = []
+        others: list[zipfile.ZipInfo] = []
         problems: list[str] = []
         seen: set[str] = set()
         for info in infos:
@@ -226,7 +234,7 @@ def inspect_zip(path: Path, *, limits: ArchiveLimits) -> ArchiveSummary:
             if kind:
                 images.append((info, kind))
             else:
-                others.append(name)
+                others.append(info)
         if problems:
             raise ArchiveError("The zip was refused: " + "; ".join(problems[:5]) + ".")
         if not images:
@@ -237,23 +245,31 @@ def inspect_zip(path: Path, *, limits: ArchiveLimits) -> ArchiveSummary:
                 f"{limits.max_photos}."
             )
         started = time.process_time()
-        for info, kind in images:
+        entries: list[tuple[zipfile.ZipInfo, str | None]] = [
+            *images,
+            *((info, None) for info in others),
+        ]
+        for info, kind in entries:
             if time.process_time() - started > limits.cpu_seconds:
                 problems.append(
-                    f"'{info.filename}' was not checked: checking the photos used the "
+                    f"'{info.filename}' was not checked: checking the zip used the "
                     f"project's budget of {limits.cpu_seconds:g} CPU seconds"
                 )
                 break
-            reason = _check_image(zf, info, kind, limits.max_image_pixels)
+            reason = (
+                _check_image(zf, info, kind, limits.max_image_pixels)
+                if kind
+                else _read_through(zf, info)[1]
+            )
             if reason:
                 problems.append(f"'{info.filename}' {reason}")
         if problems:
             raise ArchiveError(
-                "Some photos cannot be used: " + "; ".join(problems[:5]) + "."
+                "Some files cannot be used: " + "; ".join(problems[:5]) + "."
             )
         return ArchiveSummary(
             images=tuple(i.filename for i, _ in images),
-            other_files=tuple(others),
+            other_files=tuple(i.filename for i in others),
             uncompressed_bytes=total,
         )
 
