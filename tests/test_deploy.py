@@ -2,13 +2,14 @@
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import requests
+
+from tests.projects.gunicorn_live import GUNICORN, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,26 +57,13 @@ def test_production_refuses_to_start_without_a_secret_key():
     assert result.returncode != 0 and "Set DJANGO_SECRET_KEY" in result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_gunicorn_with_the_project_config_accepts_64_kb_request_lines():
-    port = _free_port()
+    port = free_port()
     env = _prod_env(
         PORT=str(port), WEB_CONCURRENCY="1", DJANGO_SECURE_SSL_REDIRECT="false"
     )
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "gunicorn.conf.py",
-            "openscan_portal.wsgi:application",
-        ],
+        GUNICORN,
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

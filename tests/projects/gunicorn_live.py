@@ -25,6 +25,15 @@ from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
+# The command `make run` (runportal) and production use, run from ROOT.
+GUNICORN = [
+    sys.executable,
+    "-m",
+    "gunicorn",
+    "-c",
+    "gunicorn.conf.py",
+    "openscan_portal.wsgi:application",
+]
 
 
 def free_port() -> int:
@@ -152,14 +161,7 @@ def start_gunicorn(log_dir: Path, **env_extra: str) -> Iterator[Gunicorn]:
     env.pop("REDIS_URL", None)
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "gunicorn.conf.py",
-                "openscan_portal.wsgi:application",
-            ],
+            GUNICORN,
             cwd=ROOT,
             env=env,
             stdout=out,
