@@ -306,6 +306,8 @@ def rate_consume(*, key: str, limit: int, window_seconds: int) -> bool:
     number of processes can never pass the limit together.
     """
     window = int(time.time() // window_seconds) * window_seconds
+    # Windows that ended are of no use; dropping them here keeps the table small.
+    RateCounter.objects.filter(key=key, window_start__lt=window).delete()
     try:
         with transaction.atomic():
             row, _ = RateCounter.objects.get_or_create(key=key, window_start=window)
