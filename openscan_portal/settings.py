@@ -267,9 +267,9 @@ SPECTACULAR_SETTINGS = {
 
 # --- OpenScan: tokens, credit, uploads -----------------------------------------
 # The key the original service's clients ship with keeps working when set here.
-# Clients refuse keys shorter than 15 characters before saving them.
-OPENSCAN_PUBLIC_TOKEN = env.str(
-    "OPENSCAN_PUBLIC_TOKEN", default="osp_public_k7Qm2Xw9Rb4Tz"
+# Clients refuse keys shorter than 15 characters before saving them (empty: the default).
+OPENSCAN_PUBLIC_TOKEN = (
+    env.str("OPENSCAN_PUBLIC_TOKEN", default="") or "osp_public_k7Qm2Xw9Rb4Tz"
 )
 OPENSCAN_PUBLIC_DAILY_QUOTA = env.int(
     "OPENSCAN_PUBLIC_DAILY_QUOTA", default=10_000_000_000
