@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.test import Client
 
 from openscan_portal.request_limits import REQUEST_LINE_MAX
+from projects import links
 from projects.models import Project, UploadChunk
 from projects.services import jobs
 from projects.services.projects import project_delete
@@ -359,7 +360,8 @@ def test_item6_another_client_cannot_see_restart_reset_or_supersede_a_public_pro
     assert server.get("/getProjectInfo", theirs, source="127.0.0.2")[0] == 401
     # and creating the same name makes its own project, leaving the owner's alone
     other = _create(server, key, name, data, source="127.0.0.2")
-    assert other["ulink"] != owner["ulink"]
+    target = links.upload_target(other["ulink"][0].rsplit("/", 1)[1])
+    assert target.project_id != mine.pk
     assert Project.objects.filter(name=name).count() == 2
     untouched = Project.objects.get(pk=mine.pk)
     assert (untouched.upload_generation, untouched.charged) == (1, len(data))
@@ -367,7 +369,9 @@ def test_item6_another_client_cannot_see_restart_reset_or_supersede_a_public_pro
 
     # while the owner's own network (or anyone behind the same NAT) still sees it
     status, info = server.get("/getProjectInfo", theirs, source="127.0.0.1")
-    assert status == 200 and info["ulink"] == owner["ulink"]
+    assert status == 200
+    (link,) = info["ulink"]
+    assert links.upload_target(link.rsplit("/", 1)[1]).project_id == mine.pk
     assert server.get("/startProject", theirs, source="127.0.0.1") == (
         200,
         {"status": "started"},
