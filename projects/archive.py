@@ -252,8 +252,8 @@ def inspect_zip(path: Path, *, limits: ArchiveLimits) -> ArchiveSummary:
         for info, kind in entries:
             if time.process_time() - started > limits.cpu_seconds:
                 problems.append(
-                    f"'{info.filename}' was not checked: checking the zip used the "
-                    f"project's budget of {limits.cpu_seconds:g} CPU seconds"
+                    f"'{info.filename}' was not checked: checking the zip ran out of "
+                    f"the project's CPU budget ({limits.cpu_seconds:g} s were left)"
                 )
                 break
             reason = (

@@ -57,6 +57,9 @@ class Project(TimeStampedModel):
     notified_at = models.DateTimeField(null=True, blank=True)
     notify_count = models.PositiveSmallIntegerField(default=0)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # CPU seconds spent checking this project's zips, over every start and reset:
+    # the budget (OPENSCAN_ZIP_CHECK_CPU_SECONDS) is per project, not per attempt.
+    check_cpu_seconds = models.FloatField(default=0, editable=False)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)

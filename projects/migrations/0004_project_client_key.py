@@ -20,6 +20,11 @@ class Migration(migrations.Migration):
             name='client_key',
             field=models.CharField(blank=True, editable=False, max_length=40),
         ),
+        migrations.AddField(
+            model_name='project',
+            name='check_cpu_seconds',
+            field=models.FloatField(default=0, editable=False),
+        ),
         migrations.AddConstraint(
             model_name='project',
             constraint=models.UniqueConstraint(fields=('token', 'client_key', 'name'), name='project_name_unique_per_token_client'),

@@ -210,7 +210,13 @@ def job_input_prepare(*, project: Project, zip_path: Path) -> bool:
         ArchiveError: the zip cannot be used (the message names the entry).
     """
     parts_join(project=project, dest=zip_path)
-    summary = inspect_zip(zip_path, limits=archive_limits(project=project))
+    began = time.process_time()
+    try:
+        summary = inspect_zip(zip_path, limits=archive_limits(project=project))
+    finally:
+        Project.objects.filter(pk=project.pk).update(
+            check_cpu_seconds=F("check_cpu_seconds") + (time.process_time() - began)
+        )
     if len(summary.images) > project.photos:
         raise ApplicationError(
             f"The zip contains {len(summary.images)} photos but the project was created "

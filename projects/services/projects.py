@@ -185,13 +185,19 @@ def project_create(
 
 
 def archive_limits(*, project: Project) -> ArchiveLimits:
-    """The limits the worker checks the project's zip against."""
+    """The limits the worker checks the project's zip against.
+
+    The CPU budget is what is left of the project's own: checks that ran out
+    of it cannot be had again by resetting and starting anew.
+    """
     return ArchiveLimits(
         max_entries=settings.OPENSCAN_ZIP_MAX_ENTRIES,
         max_uncompressed=settings.OPENSCAN_ZIP_MAX_UNCOMPRESSED,
         max_photos=project.token.limit_photos,
         max_image_pixels=settings.OPENSCAN_MAX_IMAGE_PIXELS,
-        cpu_seconds=settings.OPENSCAN_ZIP_CHECK_CPU_SECONDS,
+        cpu_seconds=max(
+            0.0, settings.OPENSCAN_ZIP_CHECK_CPU_SECONDS - project.check_cpu_seconds
+        ),
     )
 
 

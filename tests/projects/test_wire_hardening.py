@@ -573,8 +573,26 @@ def test_item10_the_cpu_budget_stops_the_checks_with_the_entry_named(
     info = _start_and_work(server, private_token[1], "cpu.zip", zip_bytes(files))
     assert info["status"] == "processing failed"
     assert re.search(
-        r"'IMG_\d{4}\.jpg' was not checked: .* budget of 0 CPU", info["error"]
+        r"'IMG_\d{4}\.jpg' was not checked: .* CPU budget \(0 s were left\)",
+        info["error"],
     )
+
+
+def test_item10_the_cpu_budget_is_per_project_not_per_attempt(server, private_token):
+    # given a project whose earlier checks used up its whole budget
+    key = private_token[1]
+    data = zip_bytes(photo_set(3))
+    info = _start_and_work(server, key, "again.zip", crafted_zip("bad_crc"))
+    assert info["status"] == "processing failed"
+    Project.objects.filter(name="again.zip").update(check_cpu_seconds=120)
+
+    # when it is reset, uploaded again with a good set and started
+    assert server.get("/resetProject", {"token": key, "project": "again.zip"})[0] == 200
+    info = _start_and_work(server, key, "again.zip", data)
+
+    # then the checks stop instead of starting a fresh budget
+    assert info["status"] == "processing failed"
+    assert "CPU budget (0 s were left)" in info["error"]
 
 
 # --- 11. strict ASCII integers ------------------------------------------------------------
