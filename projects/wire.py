@@ -57,7 +57,9 @@ def _query(request: HttpRequest) -> QueryDict:
         raw.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=None
     ):
         query.appendlist(key, value)
-    query._mutable = False
+    query._mutable = (
+        False  # As Django's own request.GET; QueryDict has no public freeze.
+    )
     return query
 
 

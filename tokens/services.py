@@ -353,8 +353,10 @@ def _grant_claim(*, email: str) -> SignupGrant | None:
 
 
 def _reminder_send(*, email: str, forename: str) -> None:
-    grant = SignupGrant.objects.select_related("token").filter(email=email.lower())
-    token = next((g.token for g in grant if g.token is not None), None)
+    grant = (
+        SignupGrant.objects.select_related("token").filter(email=email.lower()).first()
+    )
+    token = grant.token if grant is not None else None
     token = token or (
         Token.objects.filter(kind=Token.Kind.PRIVATE, email__iexact=email)
         .order_by("created_at")
