@@ -140,10 +140,13 @@ class _ProgressRecorder:
         if time.monotonic() - self._last_write > 1.0:
             self.flush()
 
-    def note(self, stage: str, message: str) -> None:
-        """Record a stage of the portal's own (not the engine's) and flush it."""
+    def note(self, message: str) -> None:
+        """Record a step of the portal's own before the engine starts, and flush it.
+
+        The stage stays ``starting``: pages and clients know the engine's stages.
+        """
         with self._lock:
-            self.state = {**self.state, "stage": stage, "message": message}
+            self.state = {**self.state, "message": message}
             self.log = [*self.log, message][-LOG_TAIL:]
         self.flush()
 
@@ -263,12 +266,10 @@ def job_run(*, project: Project) -> None:
                 ):
                     shutil.copyfileobj(src, dst, 1 << 20)
             else:
-                recorder.note("checking", "Joining the parts and checking the zip.")
+                recorder.note("Joining the parts and checking the zip.")
                 if not job_input_prepare(project=project, zip_path=zip_path):
                     return
-                recorder.note(
-                    "checking", f"The zip holds {project.image_count} usable photos."
-                )
+                recorder.note(f"The zip holds {project.image_count} usable photos.")
             request = ReconstructionRequest.from_input_path(
                 zip_path,
                 out_dir=workdir / "out",
