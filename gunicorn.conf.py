@@ -2,12 +2,17 @@
 
 import multiprocessing
 import os
+import sys
+from pathlib import Path
 
 import gunicorn.http.message
 from gunicorn.glogging import Logger
 
-from openscan_portal.logredact import RedactTokens
-from openscan_portal.request_limits import REQUEST_LINE_MAX
+# The `gunicorn` script puts its own bin/ first on the path, not this checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from openscan_portal.logredact import RedactTokens  # noqa: E402
+from openscan_portal.request_limits import REQUEST_LINE_MAX  # noqa: E402
 
 bind = os.environ.get("GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() * 2)))
