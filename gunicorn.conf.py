@@ -11,11 +11,16 @@ from gunicorn.glogging import Logger
 # The `gunicorn` script puts its own bin/ first on the path, not this checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from openscan_portal.logredact import RedactTokens  # noqa: E402
-from openscan_portal.request_limits import REQUEST_LINE_MAX  # noqa: E402
+from openscan_portal.logredact import RedactTokens
+from openscan_portal.request_limits import REQUEST_LINE_MAX
 
-bind = os.environ.get("GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")
-workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() * 2)))
+bind = os.environ.get(
+    "GUNICORN_BIND",
+    f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}",
+)
+workers = int(
+    os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() * 2))
+)
 # Threads keep the worker's heartbeat going while a slow client sends a 200 MB part.
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
@@ -36,7 +41,7 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 class RedactingLogger(Logger):
     """gunicorn's logger; token values never reach the access or error log."""
 
-    def setup(self, cfg):  # noqa: ANN001, ANN201 (gunicorn's signature)
+    def setup(self, cfg):
         super().setup(cfg)
         for log in (self.error_log, self.access_log):
             log.addFilter(RedactTokens())

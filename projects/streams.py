@@ -68,8 +68,7 @@ class BodyFile(File):
     def _raw(self, n: int) -> bytes:
         if self._finished:
             return b""
-        if self._left is None:
-            assert self._limit is not None  # Checked in __init__.
+        if self._left is None and self._limit is not None:
             # One byte past the limit is enough to know the body is too large.
             data = self._stream.read(min(n, self._limit + 1 - self.bytes_read))
             self.bytes_read += len(data)
