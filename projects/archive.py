@@ -162,14 +162,16 @@ def _check_image(
     return None
 
 
-def inspect_zip(path: Path, *, limits: ArchiveLimits) -> ArchiveSummary:
-    """Check the zip at ``path`` without extracting it.
+@dataclass(frozen=True, slots=True)
+class _Directory:
+    images: list[tuple[zipfile.ZipInfo, str]]
+    others: list[zipfile.ZipInfo]
+    uncompressed_bytes: int
 
-    Raises:
-        ArchiveError: with a message naming the first problems found.
-    """
-    with path.open("rb") as fh:
-        declared, directory_bytes = _directory_size(fh)
+
+def _open_zip(fh: BinaryIO, limits: ArchiveLimits) -> zipfile.ZipFile:
+    """Open the zip once its end records show a directory within the limits."""
+    declared, directory_bytes = _directory_size(fh)
     if declared > limits.max_entries:
         raise ArchiveError(
             f"The zip has {declared} entries; at most {limits.max_entries} are allowed."
@@ -180,74 +182,104 @@ def inspect_zip(path: Path, *, limits: ArchiveLimits) -> ArchiveSummary:
             f"{limits.max_entries} entries need; the zip is damaged or crafted."
         )
     try:
-        zf = zipfile.ZipFile(path)
+        return zipfile.ZipFile(fh)
     except (zipfile.BadZipFile, *_ENTRY_ERRORS) as exc:
         raise ArchiveError(
             "The upload is not a valid zip file; check that every part was sent in order."
         ) from exc
-    with zf:
-        infos = zf.infolist()
-        if len(infos) > limits.max_entries:
-            raise ArchiveError(
-                f"The zip has {len(infos)} entries; at most {limits.max_entries} are allowed."
+
+
+def _check_directory(
+    zf: zipfile.ZipFile, limits: ArchiveLimits, *, local_headers: bool
+) -> _Directory:
+    """Every check the central directory allows (and each local header if asked)."""
+    infos = zf.infolist()
+    if len(infos) > limits.max_entries:
+        raise ArchiveError(
+            f"The zip has {len(infos)} entries; at most {limits.max_entries} are allowed."
+        )
+    total = sum(i.file_size for i in infos)
+    if total > limits.max_uncompressed:
+        raise ArchiveError(
+            f"The zip unpacks to {total} bytes; at most {limits.max_uncompressed} are allowed."
+        )
+    images: list[tuple[zipfile.ZipInfo, str]] = []
+    others: list[zipfile.ZipInfo] = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for info in infos:
+        name = info.filename
+        reason = _bad_name(name)
+        mode = info.external_attr >> 16
+        if reason is None and stat.S_ISLNK(mode):
+            reason = "is a symbolic link"
+        if reason is None and info.flag_bits & 0x1:
+            reason = "is encrypted"
+        if reason is None and info.compress_type not in _METHODS:
+            reason = (
+                f"uses compression method {info.compress_type} (only stored and "
+                "deflated are accepted)"
             )
-        total = sum(i.file_size for i in infos)
-        if total > limits.max_uncompressed:
-            raise ArchiveError(
-                f"The zip unpacks to {total} bytes; at most {limits.max_uncompressed} are allowed."
-            )
-        images: list[tuple[zipfile.ZipInfo, str]] = []
-        others: list[zipfile.ZipInfo] = []
+        if (
+            reason is None
+            and info.compress_size
+            and info.file_size / info.compress_size > _MAX_RATIO
+        ):
+            reason = "is compressed suspiciously well (zip bomb?)"
+        if reason is None and local_headers:
+            reason = _entry_problem(zf, info)
+        normalized = name.rstrip("/").lower()
+        if reason is None and normalized in seen:
+            reason = "appears twice"
+        seen.add(normalized)
+        if reason:
+            problems.append(f"'{name}' {reason}")
+            continue
+        if info.is_dir() or set(PurePosixPath(name).parts) & _IGNORED_PARTS:
+            continue
+        kind = IMAGE_SUFFIXES.get(PurePosixPath(name).suffix.lower())
+        if kind:
+            images.append((info, kind))
+        else:
+            others.append(info)
+    if problems:
+        raise ArchiveError("The zip was refused: " + "; ".join(problems[:5]) + ".")
+    if not images:
+        raise ArchiveError("The zip contains no JPEG or PNG photos.")
+    if len(images) > limits.max_photos:
+        raise ArchiveError(
+            f"The zip contains {len(images)} photos; this project allows at most "
+            f"{limits.max_photos}."
+        )
+    return _Directory(images=images, others=others, uncompressed_bytes=total)
+
+
+def inspect_directory(fh: BinaryIO, *, limits: ArchiveLimits) -> int:
+    """The checks that need only the end of the zip; return its photo count.
+
+    Reads the end records and the central directory (bounded by the entry
+    limit), nothing else, so it is cheap whatever the zip's size.
+
+    Raises:
+        ArchiveError: with a message naming the first problem entries.
+    """
+    with _open_zip(fh, limits) as zf:
+        return len(_check_directory(zf, limits, local_headers=False).images)
+
+
+def inspect_zip(path: Path, *, limits: ArchiveLimits) -> ArchiveSummary:
+    """Check the zip at ``path`` without extracting it.
+
+    Raises:
+        ArchiveError: with a message naming the first problems found.
+    """
+    with path.open("rb") as fh, _open_zip(fh, limits) as zf:
+        directory = _check_directory(zf, limits, local_headers=True)
         problems: list[str] = []
-        seen: set[str] = set()
-        for info in infos:
-            name = info.filename
-            reason = _bad_name(name)
-            mode = info.external_attr >> 16
-            if reason is None and stat.S_ISLNK(mode):
-                reason = "is a symbolic link"
-            if reason is None and info.flag_bits & 0x1:
-                reason = "is encrypted"
-            if reason is None and info.compress_type not in _METHODS:
-                reason = (
-                    f"uses compression method {info.compress_type} (only stored and "
-                    "deflated are accepted)"
-                )
-            if (
-                reason is None
-                and info.compress_size
-                and info.file_size / info.compress_size > _MAX_RATIO
-            ):
-                reason = "is compressed suspiciously well (zip bomb?)"
-            if reason is None:
-                reason = _entry_problem(zf, info)
-            normalized = name.rstrip("/").lower()
-            if reason is None and normalized in seen:
-                reason = "appears twice"
-            seen.add(normalized)
-            if reason:
-                problems.append(f"'{name}' {reason}")
-                continue
-            if info.is_dir() or set(PurePosixPath(name).parts) & _IGNORED_PARTS:
-                continue
-            kind = IMAGE_SUFFIXES.get(PurePosixPath(name).suffix.lower())
-            if kind:
-                images.append((info, kind))
-            else:
-                others.append(info)
-        if problems:
-            raise ArchiveError("The zip was refused: " + "; ".join(problems[:5]) + ".")
-        if not images:
-            raise ArchiveError("The zip contains no JPEG or PNG photos.")
-        if len(images) > limits.max_photos:
-            raise ArchiveError(
-                f"The zip contains {len(images)} photos; this project allows at most "
-                f"{limits.max_photos}."
-            )
         started = time.process_time()
         entries: list[tuple[zipfile.ZipInfo, str | None]] = [
-            *images,
-            *((info, None) for info in others),
+            *directory.images,
+            *((info, None) for info in directory.others),
         ]
         for info, kind in entries:
             if time.process_time() - started > limits.cpu_seconds:
@@ -268,9 +300,9 @@ def inspect_zip(path: Path, *, limits: ArchiveLimits) -> ArchiveSummary:
                 "Some files cannot be used: " + "; ".join(problems[:5]) + "."
             )
         return ArchiveSummary(
-            images=tuple(i.filename for i, _ in images),
-            other_files=tuple(i.filename for i in others),
-            uncompressed_bytes=total,
+            images=tuple(i.filename for i, _ in directory.images),
+            other_files=tuple(i.filename for i in directory.others),
+            uncompressed_bytes=directory.uncompressed_bytes,
         )
 
 

@@ -15,6 +15,7 @@ from projects.models import Project
 from projects.services.queue import job_enqueue_on_commit
 from projects.services.uploads import (
     parts_check,
+    parts_directory_check,
     project_lock,
     upload_discard,
     uploads_part_limit,
@@ -204,8 +205,9 @@ def archive_limits(*, project: Project) -> ArchiveLimits:
 def project_start(*, project: Project) -> Project:
     """Check that every part arrived and the sizes add up, then queue the project.
 
-    Only rows are read, so this answers at once whatever the size. The worker
-    joins the parts and checks the zip before reconstructing
+    Only rows and the zip's central directory are read (the directory where
+    parts are local files), so this answers at once whatever the size. The
+    worker joins the parts and checks every entry before reconstructing
     (jobs.job_run); a zip that fails there ends ``failed`` with the reason and
     its charge refunded. Raises ApplicationError; on it the project stays
     ``created`` and can be uploaded again.
@@ -219,6 +221,7 @@ def project_start(*, project: Project) -> Project:
             code="project_not_startable",
         )
     parts_check(project=project)
+    parts_directory_check(project=project, limits=archive_limits(project=project))
     return _queue(project=project)
 
 

@@ -1,6 +1,7 @@
 """Receiving the parts of a project's zip and putting them back together."""
 
 import hashlib
+import io
 import secrets
 import shutil
 import tempfile
@@ -13,6 +14,7 @@ from django.db.models import Sum
 
 from openscan_portal.exceptions import ApplicationError
 from projects import storage
+from projects.archive import ArchiveError, ArchiveLimits, inspect_directory
 from projects.models import Project, UploadChunk
 from projects.streams import BodyFile
 
@@ -369,6 +371,89 @@ def parts_check(*, project: Project, collect: bool = True) -> None:
             f"The parts add up to {total} bytes but the project was created with filesize "
             f"{project.filesize}. Upload the parts again or create the project with the right size.",
             code="size_mismatch",
+        )
+
+
+class _PartsReader(io.RawIOBase):
+    """The current upload's chunks read as one seekable file, without joining them."""
+
+    def __init__(self, chunks: list[UploadChunk]) -> None:
+        super().__init__()
+        self._spans: list[tuple[int, UploadChunk]] = []
+        offset = 0
+        for chunk in chunks:
+            self._spans.append((offset, chunk))
+            offset += chunk.size
+        self._size = offset
+        self._pos = 0
+        self._files: dict[str, BinaryIO] = {}
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}
+        self._pos = max(0, base[whence] + offset)
+        return self._pos
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]  # RawIOBase's buffer type
+        for start, chunk in self._spans:
+            if start <= self._pos < start + chunk.size:
+                break
+        else:
+            return 0
+        fh = self._files.get(chunk.storage_name)
+        if fh is None:
+            fh = self._files[chunk.storage_name] = default_storage.open(
+                chunk.storage_name, "rb"
+            )
+        fh.seek(self._pos - start)
+        data = fh.read(min(len(buffer), start + chunk.size - self._pos))
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        for fh in self._files.values():
+            fh.close()
+        super().close()
+
+
+def parts_directory_check(*, project: Project, limits: ArchiveLimits) -> None:
+    """Check the zip's central directory from the stored parts, without joining them.
+
+    Only where parts are local files: reading the end of a part from S3 or
+    Dropbox would fetch the whole part, so there the worker finds the same
+    problems. Raises ApplicationError (400 naming the entries).
+    """
+    if storage.storage_kind() != "local":
+        return
+    chunks = list(
+        UploadChunk.objects.filter(
+            project=project, generation=project.upload_generation
+        ).order_by("part", "offset")
+    )
+    try:
+        with io.BufferedReader(_PartsReader(chunks), 1 << 16) as fh:
+            photos = inspect_directory(fh, limits=limits)
+    except ArchiveError as exc:
+        raise ApplicationError(str(exc), code="bad_archive") from exc
+    except FileNotFoundError as exc:
+        raise ApplicationError(
+            "A part is gone from storage; upload the parts again.",
+            code="part_damaged",
+        ) from exc
+    if photos > project.photos:
+        raise ApplicationError(
+            f"The zip contains {photos} photos but the project was created for "
+            f"{project.photos}. Create it again with photos={photos}.",
+            code="photo_count",
         )
 
 

@@ -23,7 +23,7 @@ from openscan_portal.request_limits import REQUEST_LINE_MAX
 from projects import links
 from projects.models import Project, UploadChunk
 from projects.services import jobs
-from projects.services.projects import project_delete
+from projects.services.projects import project_create, project_delete, project_start
 from tests.images import (
     crafted_zip,
     jpeg_bytes,
@@ -53,14 +53,20 @@ def _files_under(prefix: str) -> list[str]:
 
 
 def _create(
-    server, key: str, name: str, data: bytes, parts: int = 1, source: str = "127.0.0.1"
+    server,
+    key: str,
+    name: str,
+    data: bytes,
+    parts: int = 1,
+    source: str = "127.0.0.1",
+    photos: int = 3,
 ) -> dict:
     status, body = server.get(
         "/createProject",
         {
             "token": key,
             "project": name,
-            "photos": 3,
+            "photos": photos,
             "parts": parts,
             "filesize": len(data),
         },
@@ -337,6 +343,45 @@ def test_item5_start_queues_at_once_and_a_failed_check_is_readable_everywhere(
     ) == ["grant", "charge", "refund"]
 
 
+def test_item5_start_reads_only_the_directory_and_names_a_photo_count_mismatch(
+    server, private_token
+):
+    data = zip_bytes(photo_set(5))
+    status, body = _uploaded_and_started(server, private_token[1], "five.zip", data)
+    assert status == 400
+    assert body["error"] == (
+        "The zip contains 5 photos but the project was created for 3. "
+        "Create it again with photos=5."
+    )
+    assert Project.objects.get(name="five.zip").status == "created"
+
+
+def test_item5_the_directory_is_read_across_parts_when_it_straddles_them(
+    private_token, settings, tmp_path
+):
+    # given a zip split so that its last part is 10 bytes of the end record
+    data = zip_bytes(photo_set(3))
+    settings.OPENSCAN_PART_MAX_BYTES = len(data) - 10
+    project = project_create(
+        token=private_token[0],
+        name="straddle.zip",
+        photos=3,
+        parts=2,
+        filesize=len(data),
+    )
+    for part, body in enumerate((data[:-10], data[-10:])):
+        path = links.upload_path(project_id=project.id, generation=1, part=part)
+        sent = Client().post(path, body, content_type="application/octet-stream")
+        assert sent.status_code == 200
+
+    # when it starts, the directory check reads the end record across both parts
+    assert project_start(project=project).status == "queued"
+    # and the worker's join agrees
+    assert jobs.job_input_prepare(
+        project=jobs.job_claim_next(), zip_path=tmp_path / "input.zip"
+    )
+
+
 # --- 6. public projects belong to the client network that created them ------------------
 
 
@@ -509,27 +554,49 @@ def test_item9_django_log_records_are_redacted_too(caplog):
 # --- 10. crafted zips --------------------------------------------------------------------
 
 
-CRAFTED = [
+# Problems the central directory shows: startProject answers 400 (local storage).
+AT_START = [
     ("encrypted", "'IMG_0000.jpg' is encrypted"),
     ("method9", "'IMG_0000.jpg' uses compression method 9"),
+]
+# Problems only reading the entries shows: the worker fails the project.
+IN_WORKER = [
     ("name_mismatch", "'IMG_0000.jpg' is damaged in the zip (File name in directory"),
     ("bad_magic", "'IMG_0000.jpg' is damaged in the zip (Bad magic number"),
     ("bad_crc", "'IMG_0000.jpg' is damaged in the zip (Bad CRC-32"),
 ]
 
 
-def _start_and_work(server, key: str, name: str, data: bytes) -> dict:
-    body = _create(server, key, name, data)
+def _uploaded_and_started(
+    server, key: str, name: str, data: bytes, photos: int = 3
+) -> tuple:
+    body = _create(server, key, name, data, photos=photos)
     assert requests.post(body["ulink"][0], data=data, timeout=120).status_code == 200
-    assert server.get("/startProject", {"token": key, "project": name})[0] == 200
+    return server.get("/startProject", {"token": key, "project": name})
+
+
+def _start_and_work(server, key: str, name: str, data: bytes, photos: int = 3) -> dict:
+    assert _uploaded_and_started(server, key, name, data, photos)[0] == 200
     jobs.job_run_next()
     status, info = server.get("/getProjectInfo", {"token": key, "project": name})
     assert status == 200
     return info
 
 
-@pytest.mark.parametrize(("kind", "reason"), CRAFTED)
-def test_item10_a_crafted_zip_fails_with_the_entry_named_and_is_refunded(
+@pytest.mark.parametrize(("kind", "reason"), AT_START)
+def test_item10_a_crafted_directory_is_a_400_at_start_naming_the_entry(
+    server, private_token, kind, reason
+):
+    status, body = _uploaded_and_started(
+        server, private_token[1], f"{kind}.zip", crafted_zip(kind)
+    )
+    assert status == 400 and reason in body["error"]
+    project = Project.objects.get(name=f"{kind}.zip")
+    assert project.status == "created" and project.chunks.count() == 1
+
+
+@pytest.mark.parametrize(("kind", "reason"), IN_WORKER)
+def test_item10_a_crafted_entry_fails_in_the_worker_named_and_refunded(
     server, private_token, kind, reason
 ):
     info = _start_and_work(server, private_token[1], f"{kind}.zip", crafted_zip(kind))
@@ -539,14 +606,14 @@ def test_item10_a_crafted_zip_fails_with_the_entry_named_and_is_refunded(
     assert token.credit == 10_000_000_000
 
 
-def test_item10_a_million_entry_directory_is_refused_from_its_count(
+def test_item10_a_million_entry_directory_is_refused_at_start_from_its_count(
     server, private_token
 ):
-    info = _start_and_work(
+    status, body = _uploaded_and_started(
         server, private_token[1], "million.zip", zip_with_directory_of(1_000_000)
     )
-    assert info["status"] == "processing failed"
-    assert info["error"] == "The zip has 1000000 entries; at most 5000 are allowed."
+    assert status == 400
+    assert body["error"] == "The zip has 1000000 entries; at most 5000 are allowed."
 
 
 def test_item10_pixel_limits_come_from_the_headers(server, private_token):
@@ -555,7 +622,7 @@ def test_item10_pixel_limits_come_from_the_headers(server, private_token):
         "big.jpg": jpeg_declaring(11_000, 11_000),
         "flood.png": png_header_only(20_000, 20_000),
     }
-    info = _start_and_work(server, private_token[1], "px.zip", zip_bytes(files))
+    info = _start_and_work(server, private_token[1], "px.zip", zip_bytes(files), 4)
     assert (
         "'big.jpg' has 11000×11000 pixels, more than the limit of 120" in info["error"]
     )
@@ -570,7 +637,7 @@ def test_item10_the_cpu_budget_stops_the_checks_with_the_entry_named(
 ):
     settings.OPENSCAN_ZIP_CHECK_CPU_SECONDS = 0  # The worker runs in this process.
     files = {f"IMG_{i:04d}.jpg": jpeg_bytes(640, 480, seed=i) for i in range(40)}
-    info = _start_and_work(server, private_token[1], "cpu.zip", zip_bytes(files))
+    info = _start_and_work(server, private_token[1], "cpu.zip", zip_bytes(files), 40)
     assert info["status"] == "processing failed"
     assert re.search(
         r"'IMG_\d{4}\.jpg' was not checked: .* CPU budget \(0 s were left\)",
