@@ -68,6 +68,7 @@ deploy-check: install
 bench: install
 	$(BIN)/python benchmarks/portal.py
 	$(BIN)/python benchmarks/slow_clients.py
+	$(BIN)/python benchmarks/wire.py
 	$(BIN)/python benchmarks/reconstruction.py
 
 clean:

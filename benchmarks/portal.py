@@ -82,16 +82,13 @@ def _load(
     return sum(counts) / elapsed, sum(counts), sum(errors)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument(
-        "--workers", type=int, default=2, help="gunicorn worker processes"
-    )
-    args = parser.parse_args()
+def start_portal(
+    scratch: Path, *, workers: int, **env_extra: str
+) -> tuple[subprocess.Popen, str, str, dict[str, str]]:
+    """Migrate a scratch database, make a private token, start gunicorn on a free port.
 
-    scratch = Path(tempfile.mkdtemp(prefix="openscan-bench-"))
+    Returns the server process, its base URL, the token's key and the environment.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     env.update(
         DJANGO_SETTINGS_MODULE="openscan_portal.settings",
@@ -103,7 +100,8 @@ def main() -> None:
         DATABASE_URL=os.environ.get("DATABASE_URL")
         or f"sqlite:///{scratch}/bench.sqlite3",
         OPENSCAN_MEDIA_ROOT=str(scratch / "media"),
-        WEB_CONCURRENCY=str(args.workers),
+        WEB_CONCURRENCY=str(workers),
+        **env_extra,
     )
     python = sys.executable
     subprocess.run(
@@ -118,7 +116,7 @@ def main() -> None:
             "manage.py",
             "create_token",
             "--email",
-            "bench@example.org",
+            f"bench-{secrets.token_hex(4)}@example.org",
             "--forename",
             "B",
             "--surname",
@@ -154,13 +152,27 @@ def main() -> None:
         stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            requests.get(base + "/status", timeout=1)
+            break
+        except requests.RequestException:
+            time.sleep(0.2)
+    return server, base, key, env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="gunicorn worker processes"
+    )
+    args = parser.parse_args()
+
+    scratch = Path(tempfile.mkdtemp(prefix="openscan-bench-"))
+    server, base, key, env = start_portal(scratch, workers=args.workers)
     try:
-        for _ in range(150):
-            try:
-                requests.get(base + "/status", timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.2)
         auth = ("openscan", "free")
         created = requests.get(
             base + "/createProject",

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "openscan_portal.request_limits.RequestLineLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -280,7 +281,10 @@ SPECTACULAR_SETTINGS = {
 
 # --- OpenScan: tokens, credit, uploads -----------------------------------------
 # The key the original service's clients ship with keeps working when set here.
-OPENSCAN_PUBLIC_TOKEN = env.str("OPENSCAN_PUBLIC_TOKEN", default="osp_public")
+# Clients refuse keys shorter than 15 characters before saving them (empty: the default).
+OPENSCAN_PUBLIC_TOKEN = (
+    env.str("OPENSCAN_PUBLIC_TOKEN", default="") or "osp_public_k7Qm2Xw9Rb4Tz"
+)
 OPENSCAN_PUBLIC_DAILY_QUOTA = env.int(
     "OPENSCAN_PUBLIC_DAILY_QUOTA", default=10_000_000_000
 )
@@ -294,6 +298,12 @@ OPENSCAN_PUBLIC_BURST_BYTES = env.int(
 OPENSCAN_PUBLIC_BURST_SECONDS = env.int("OPENSCAN_PUBLIC_BURST_SECONDS", default=600)
 OPENSCAN_TRUSTED_PROXY_COUNT = env.int("OPENSCAN_TRUSTED_PROXY_COUNT", default=0)
 OPENSCAN_SIGNUP_CREDIT = env.int("OPENSCAN_SIGNUP_CREDIT", default=5_000_000_000)
+# /requestToken mails: at most this many per address per UTC day and per client
+# address per hour.
+OPENSCAN_TOKEN_MAILS_PER_ADDRESS = env.int(
+    "OPENSCAN_TOKEN_MAILS_PER_ADDRESS", default=3
+)
+OPENSCAN_TOKEN_MAILS_PER_IP = env.int("OPENSCAN_TOKEN_MAILS_PER_IP", default=10)
 OPENSCAN_PRIVATE_LIMIT_FILESIZE = env.int(
     "OPENSCAN_PRIVATE_LIMIT_FILESIZE", default=2_000_000_000
 )
@@ -310,6 +320,8 @@ OPENSCAN_ZIP_MAX_ENTRIES = env.int("OPENSCAN_ZIP_MAX_ENTRIES", default=5000)
 OPENSCAN_ZIP_MAX_UNCOMPRESSED = env.int(
     "OPENSCAN_ZIP_MAX_UNCOMPRESSED", default=8_000_000_000
 )
+# CPU seconds the worker may spend checking one project's photos before refusing it.
+OPENSCAN_ZIP_CHECK_CPU_SECONDS = env.int("OPENSCAN_ZIP_CHECK_CPU_SECONDS", default=120)
 # Base of absolute links handed to clients (ulink, dlink); the request's host when empty.
 OPENSCAN_PUBLIC_URL = env.str("OPENSCAN_PUBLIC_URL", default="")
 
@@ -365,10 +377,22 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Wire calls carry the token in the query string: no log line may keep it.
+    "filters": {"redact": {"()": "openscan_portal.logredact.RedactTokens"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact"],
+        }
+    },
     "root": {
         "handlers": ["console"],
         "level": env.str("DJANGO_LOG_LEVEL", default="INFO"),
+    },
+    # runserver's request log would print query strings through its own handler.
+    "loggers": {
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False}
     },
 }
 

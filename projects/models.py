@@ -25,8 +25,12 @@ class Project(TimeStampedModel):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     token = models.ForeignKey(Token, on_delete=models.PROTECT, related_name="projects")
-    # The client's name, e.g. "2024-01-31_10.20.30-my vase.zip": unique per token.
+    # The client's name, e.g. "2024-01-31_10.20.30-my vase.zip": unique per token
+    # (and per client network for the shared public token).
     name = models.CharField(max_length=255)
+    # Public token: projects.clients.client_key of the network that created it;
+    # empty for private tokens.
+    client_key = models.CharField(max_length=40, blank=True, editable=False)
     photos = models.PositiveIntegerField()
     filesize = models.BigIntegerField()
     parts = models.PositiveIntegerField()
@@ -55,6 +59,9 @@ class Project(TimeStampedModel):
     notified_at = models.DateTimeField(null=True, blank=True)
     notify_count = models.PositiveSmallIntegerField(default=0)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # CPU seconds spent checking this project's zips, over every start and reset:
+    # the budget (OPENSCAN_ZIP_CHECK_CPU_SECONDS) is per project, not per attempt.
+    check_cpu_seconds = models.FloatField(default=0, editable=False)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -63,7 +70,8 @@ class Project(TimeStampedModel):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["token", "name"], name="project_name_unique_per_token"
+                fields=["token", "client_key", "name"],
+                name="project_name_unique_per_token_client",
             ),
             models.CheckConstraint(
                 condition=models.Q(charged__gte=0), name="project_charged_not_negative"

@@ -44,9 +44,19 @@ def project_get(*, token: Token, project_id: uuid.UUID | str) -> Project:
     return project
 
 
-def project_get_by_name(*, token: Token, name: str) -> Project | None:
+def project_get_by_name(
+    *, token: Token, name: str, client_key: str = ""
+) -> Project | None:
+    """The token's project of this name; for the public token, only the client's own.
+
+    Another client's public project is None, exactly like one that does not exist.
+    """
     return (
-        Project.objects.filter(token=token, name=name).select_related("token").first()
+        Project.objects.filter(
+            token=token, client_key=client_key if token.is_public else "", name=name
+        )
+        .select_related("token")
+        .first()
     )
 
 

@@ -29,20 +29,35 @@ _ENVELOPE = re.compile(
 
 
 class BodyFile(File):
-    """A read-once file over a request body of known length, for ``Storage.save``."""
+    """A read-once file over a request body, for ``Storage.save``.
+
+    ``length`` is the Content-Length; ``None`` means a body of unknown length
+    (``Transfer-Encoding: chunked``, decoded by the WSGI server), read to its
+    end and cut off with 413 the moment it passes ``limit``.
+    """
 
     def __init__(
-        self, stream: BinaryIO, *, length: int, name: str = "part.bin"
+        self,
+        stream: BinaryIO,
+        *,
+        length: int | None,
+        limit: int | None = None,
+        name: str = "part.bin",
     ) -> None:
         super().__init__(None, name=name)
+        if length is None and limit is None:
+            raise ValueError("A body of unknown length needs a limit.")
         self._stream = stream
         self._left = length
+        self._limit = limit
+        self._finished = length == 0
         self._buffer = b""
         self._hash = hashlib.sha256()
         self._trailer: bytes | None = None
         self._held = b""
         self.bytes_read = 0
-        self.size = length  # An upper bound; the real size is ``bytes_written``.
+        # An upper bound; the real size is ``bytes_written``.
+        self.size = length if length is not None else limit
         self.bytes_written = 0
         self._started = False
 
@@ -51,8 +66,21 @@ class BodyFile(File):
         return self._hash.hexdigest()
 
     def _raw(self, n: int) -> bytes:
-        if self._left <= 0:
+        if self._finished:
             return b""
+        if self._left is None and self._limit is not None:
+            # One byte past the limit is enough to know the body is too large.
+            data = self._stream.read(min(n, self._limit + 1 - self.bytes_read))
+            self.bytes_read += len(data)
+            if self.bytes_read > self._limit:
+                raise ApplicationError(
+                    f"A part may be at most {self._limit} bytes; this one is longer. "
+                    "Split the zip into smaller parts.",
+                    status=413,
+                    code="part_too_large",
+                )
+            self._finished = not data
+            return data
         data = self._stream.read(min(n, self._left))
         if not data:
             raise ApplicationError(
@@ -62,11 +90,15 @@ class BodyFile(File):
             )
         self._left -= len(data)
         self.bytes_read += len(data)
+        self._finished = self._left == 0
         return data
 
     def _start(self) -> bytes:
         self._started = True
-        head = self._raw(8192)
+        head = b""
+        # A chunked body may arrive in small pieces: gather enough to see an envelope.
+        while len(head) < 8192 and not self._finished:
+            head += self._raw(8192 - len(head))
         match = _ENVELOPE.match(head)
         if match:
             self._trailer = b"\r\n--" + match.group(1) + b"--"
@@ -79,7 +111,7 @@ class BodyFile(File):
             data = self._held + data
             keep = len(self._trailer) + 2
             data, self._held = data[:-keep], data[-keep:]
-            if self._left == 0:
+            if self._finished:
                 held, self._held = self._held, b""
                 for ending in (self._trailer + b"\r\n", self._trailer):
                     if held.endswith(ending):
@@ -99,11 +131,11 @@ class BodyFile(File):
             data = (
                 self._start() if not self._started else self._raw(chunk_size or CHUNK)
             )
-            if not data and self._left <= 0:
-                return
-            out = self._emit(data)
+            out = self._emit(data) if data or self._finished else b""
             if out:
                 yield out
+            if self._finished:
+                return
 
     def read(self, num_bytes: int | None = -1) -> bytes:
         # S3 and Dropbox backends read(); serve them from the same chunking.

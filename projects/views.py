@@ -58,7 +58,11 @@ def _viewer_config(
 def home(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("projects:list")
-    return render(request, "projects/home.html")
+    return render(
+        request,
+        "projects/home.html",
+        {"public_token": settings.OPENSCAN_PUBLIC_TOKEN},
+    )
 
 
 @login_required

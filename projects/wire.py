@@ -10,6 +10,7 @@ import functools
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
@@ -21,13 +22,16 @@ from django.http import (
     HttpResponse,
     HttpResponseRedirect,
     JsonResponse,
+    QueryDict,
 )
 from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from openscan_portal.exceptions import ApplicationError
+from openscan_portal.parsing import ascii_int
 from projects import links, selectors, services, storage
+from projects.clients import client_key
 from projects.models import Project
 from tokens import selectors as token_selectors
 from tokens import services as token_services
@@ -43,11 +47,28 @@ def _error(message: str, status: int = 400) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
 
 
+def _query(request: HttpRequest) -> QueryDict:
+    # Clients send one `filelist` per photo: thousands of parameters, more than
+    # Django's DATA_UPLOAD_MAX_NUMBER_FIELDS. The request line (1 MiB at most,
+    # request_limits) bounds them instead.
+    query = QueryDict(mutable=True)
+    raw = request.META.get("QUERY_STRING", "").encode("iso-8859-1")
+    for key, value in parse_qsl(
+        raw.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=None
+    ):
+        query.appendlist(key, value)
+    query._mutable = (
+        False  # As Django's own request.GET; QueryDict has no public freeze.
+    )
+    return query
+
+
 def wire_endpoint(view: View) -> View:
     """Turn ApplicationError into a 4xx answer and allow GET (and HEAD) only."""
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        request.GET = _query(request)
         try:
             return view(request, *args, **kwargs)
         except ApplicationError as exc:
@@ -64,12 +85,14 @@ def _param(request: HttpRequest, name: str) -> str:
 
 
 def _int_param(request: HttpRequest, name: str) -> int:
-    raw = _param(request, name).strip()
-    if not raw.isdigit() or len(raw) > 15:
+    raw = _param(request, name)
+    value = ascii_int(raw)
+    if value is None:
         raise ApplicationError(
-            f"The parameter '{name}' must be a whole number, got '{raw[:40]}'."
+            f"The parameter '{name}' must be a whole number in ASCII digits, "
+            f"got '{raw.strip()[:40]}'."
         )
-    return int(raw)
+    return value
 
 
 def _token(request: HttpRequest) -> Token:
@@ -80,6 +103,19 @@ def _token(request: HttpRequest) -> Token:
         )
     token_services.token_touch(token=token)
     return token
+
+
+def _client_key(request: HttpRequest, token: Token) -> str:
+    return client_key(throttles.client_ip(request)) if token.is_public else ""
+
+
+def _project(request: HttpRequest, token: Token) -> Project | None:
+    """The named project of this token (and, for the public token, of this client)."""
+    return selectors.project_get_by_name(
+        token=token,
+        name=_param(request, "project"),
+        client_key=_client_key(request, token),
+    )
 
 
 def _upload_links(request: HttpRequest, project: Project) -> list[str]:
@@ -132,7 +168,12 @@ def create_project(request: HttpRequest) -> HttpResponse:
         token=token, ip=throttles.client_ip(request), amount=filesize
     )
     project = services.project_create(
-        token=token, name=name, photos=photos, parts=parts, filesize=filesize
+        token=token,
+        name=name,
+        photos=photos,
+        parts=parts,
+        filesize=filesize,
+        client_key=_client_key(request, token),
     )
     return JsonResponse(
         {
@@ -145,10 +186,7 @@ def create_project(request: HttpRequest) -> HttpResponse:
 
 @wire_endpoint
 def start_project(request: HttpRequest) -> HttpResponse:
-    token = _token(request)
-    project = selectors.project_get_by_name(
-        token=token, name=_param(request, "project")
-    )
+    project = _project(request, _token(request))
     if project is None:
         raise ApplicationError(
             "There is no project of that name for this token; create it first."
@@ -159,10 +197,7 @@ def start_project(request: HttpRequest) -> HttpResponse:
 
 @wire_endpoint
 def get_project_info(request: HttpRequest) -> HttpResponse:
-    token = _token(request)
-    project = selectors.project_get_by_name(
-        token=token, name=_param(request, "project")
-    )
+    project = _project(request, _token(request))
     if project is None:
         # OpenScan2 reads 401 as "this project is new".
         return _error("There is no project of that name for this token.", 401)
@@ -171,21 +206,19 @@ def get_project_info(request: HttpRequest) -> HttpResponse:
         if project.status == Project.Status.CREATED
         else []
     )
-    return JsonResponse(
-        {
-            "dlink": _download_link(request, project),
-            "status": selectors.WIRE_STATUS[project.status],
-            "ulink": ulinks,
-        }
-    )
+    answer = {
+        "dlink": _download_link(request, project),
+        "status": selectors.WIRE_STATUS[project.status],
+        "ulink": ulinks,
+    }
+    if project.status == Project.Status.FAILED:
+        answer["error"] = project.error  # Clients ignore keys they do not know.
+    return JsonResponse(answer)
 
 
 @wire_endpoint
 def reset_project(request: HttpRequest) -> HttpResponse:
-    token = _token(request)
-    project = selectors.project_get_by_name(
-        token=token, name=_param(request, "project")
-    )
+    project = _project(request, _token(request))
     if project is None:
         raise ApplicationError("There is no project of that name for this token.")
     services.project_reset(project=project)
@@ -203,7 +236,12 @@ def request_token(request: HttpRequest) -> HttpResponse:
         raise ApplicationError(
             f"'{email[:80]}' is not a valid e-mail address."
         ) from exc
-    token_services.token_request(email=email, forename=forename, surname=surname)
+    token_services.token_request(
+        email=email,
+        forename=forename,
+        surname=surname,
+        ip=throttles.client_ip(request),
+    )
     return JsonResponse({})
 
 
@@ -232,14 +270,19 @@ def upload_part(request: HttpRequest, signed: str) -> HttpResponse:
         )
         if project is None:
             raise ApplicationError(
-                "The project of this link no longer exists.", status=410
+                "The project of this link no longer exists; it was deleted.",
+                status=404,
+                code="project_gone",
             )
-        length = _content_length(request)
+        length = _body_length(request)
+        # A chunked body is read from the server's decoded input: Django's request
+        # stream stops at Content-Length, which a chunked body lacks.
+        body = request if length is not None else request.environ["wsgi.input"]
         chunk = services.part_replace(
             project=project,
             generation=target.generation,
             part=target.part,
-            stream=request,  # type: ignore[arg-type]  # HttpRequest is file-like over wsgi.input
+            stream=body,  # type: ignore[arg-type]  # HttpRequest is file-like over wsgi.input
             length=length,
         )
     except ApplicationError as exc:
@@ -249,14 +292,24 @@ def upload_part(request: HttpRequest, signed: str) -> HttpResponse:
     )
 
 
-def _content_length(request: HttpRequest) -> int:
-    raw = request.META.get("CONTENT_LENGTH") or ""
-    if not raw.isdigit():
+def _body_length(request: HttpRequest) -> int | None:
+    """The body's Content-Length, or None for a chunked body the server decodes."""
+    raw = request.META.get("CONTENT_LENGTH")
+    if raw:
+        length = ascii_int(raw)
+        if length is None:
+            raise ApplicationError(
+                "The Content-Length header must be a whole number in ASCII digits."
+            )
+        return length
+    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if chunked and request.environ.get("wsgi.input_terminated"):
+        return None
+    if chunked:
         raise ApplicationError(
-            "Send the part with a Content-Length header (chunked uploads are not accepted).",
-            status=411,
+            "This server cannot read chunked bodies; send the part with a Content-Length."
         )
-    return int(raw)
+    return 0  # No body at all: answered as an empty part.
 
 
 @require_http_methods(["GET", "HEAD"])

@@ -69,3 +69,98 @@ def photo_set(count: int = 3, *, size: tuple[int, int] = (64, 48)) -> dict[str, 
 
 def split(data: bytes, part_size: int) -> list[bytes]:
     return [data[i : i + part_size] for i in range(0, len(data), part_size)]
+
+
+# --- Crafted zips (issue 10): each breaks one rule a zip reader relies on. ---------
+
+
+def _patch(data: bytes, offset: int, new: bytes) -> bytes:
+    return data[:offset] + new + data[offset + len(new) :]
+
+
+def _first_headers(data: bytes) -> tuple[int, int]:
+    """Offsets of the first entry's local header and its central directory record."""
+    return data.index(b"PK\x03\x04"), data.index(b"PK\x01\x02")
+
+
+def crafted_zip(kind: str) -> bytes:
+    """A small zip of JPEGs whose first entry, IMG_0000.jpg, is crafted as ``kind``.
+
+    Kinds: encrypted, method9, name_mismatch, bad_magic, bad_crc (a tiny entry).
+    """
+    files = photo_set(2)
+    if kind == "bad_crc":
+        files["IMG_0000.jpg"] = jpeg_bytes(8, 8)  # Read whole by the first read.
+    data = zip_bytes(files)
+    local, central = _first_headers(data)
+    if kind == "encrypted":
+        flags = struct.unpack_from("<H", data, local + 6)[0] | 0x1
+        data = _patch(data, local + 6, struct.pack("<H", flags))
+        return _patch(data, central + 8, struct.pack("<H", flags))
+    if kind == "method9":
+        data = _patch(data, local + 8, struct.pack("<H", 9))
+        return _patch(data, central + 10, struct.pack("<H", 9))
+    if kind == "name_mismatch":
+        return _patch(data, local + 30, b"EVIL")
+    if kind == "bad_magic":
+        return _patch(data, local, b"PK\x07\x07")
+    if kind == "bad_crc":
+        crc = struct.unpack_from("<I", data, local + 14)[0] ^ 0xFFFFFFFF
+        data = _patch(data, local + 14, struct.pack("<I", crc))
+        return _patch(data, central + 16, struct.pack("<I", crc))
+    raise ValueError(kind)
+
+
+def zip_with_directory_of(entries: int) -> bytes:
+    """A zip whose (zip64) central directory really holds ``entries`` records."""
+    name = b"a.jpg"
+    record = (
+        struct.pack(
+            "<4s6H3L5H2L",
+            b"PK\x01\x02",
+            20,
+            20,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            len(name),
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
+        + name
+    )
+    directory = record * entries
+    eocd64_offset = len(directory)
+    eocd64 = struct.pack(
+        "<4sQ2H2L4Q",
+        b"PK\x06\x06",
+        44,
+        45,
+        45,
+        0,
+        0,
+        entries,
+        entries,
+        len(directory),
+        0,
+    )
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, eocd64_offset, 1)
+    eocd = struct.pack(
+        "<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0
+    )
+    return directory + eocd64 + locator + eocd
+
+
+def jpeg_declaring(width: int, height: int) -> bytes:
+    """A small JPEG whose frame header (SOF0) claims ``width``×``height`` pixels."""
+    data = jpeg_bytes(16, 16)
+    sof = data.index(b"\xff\xc0")
+    return _patch(data, sof + 5, struct.pack(">HH", height, width))

@@ -118,3 +118,38 @@ class DailyUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.token_id} {self.day}: {self.used} B"
+
+
+class SignupGrant(models.Model):
+    """The one token and sign-up credit an e-mail address ever gets from /requestToken.
+
+    The unique address is the guard: concurrent requests for one address insert
+    one row and the rest fail in the database, whatever Python checked first.
+    """
+
+    email = models.CharField(max_length=254, unique=True)  # Lower-cased.
+    token = models.ForeignKey(
+        Token, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class RateCounter(models.Model):
+    """Events counted per key and fixed window, incremented with a conditional UPDATE."""
+
+    key = models.CharField(max_length=200)
+    window_start = models.BigIntegerField()  # Unix seconds.
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key", "window_start"], name="rate_counter_key_window"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}@{self.window_start}: {self.count}"

@@ -10,6 +10,7 @@ import datetime
 import hashlib
 import secrets
 import string
+import time
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -19,11 +20,19 @@ from django.db.models import F
 from django.utils import timezone
 
 from openscan_portal.exceptions import ApplicationError
-from tokens.models import CreditLedgerEntry, DailyUsage, Token
+from tokens.models import (
+    CreditLedgerEntry,
+    DailyUsage,
+    RateCounter,
+    SignupGrant,
+    Token,
+)
 
 KEY_PREFIX = "osp_"
 _KEY_ALPHABET = string.ascii_letters + string.digits
 _KEY_LENGTH = 40  # 40 base-62 characters: about 238 bits from the OS CSPRNG.
+# Clients check a key's length (at least 15) before saving it; keep a margin.
+PUBLIC_KEY_MIN_LENGTH = 20
 
 
 class InsufficientCreditError(ApplicationError):
@@ -100,8 +109,11 @@ def public_token_ensure(*, key: str | None = None) -> Token:
     Idempotent; the quota and limits follow the settings each time.
     """
     key = key if key is not None else settings.OPENSCAN_PUBLIC_TOKEN
-    if not key:
-        raise ApplicationError("Set OPENSCAN_PUBLIC_TOKEN to the public token's key.")
+    if len(key) < PUBLIC_KEY_MIN_LENGTH:
+        raise ApplicationError(
+            f"Set OPENSCAN_PUBLIC_TOKEN to a key of at least {PUBLIC_KEY_MIN_LENGTH} "
+            "characters: OpenScan clients refuse shorter keys before saving them."
+        )
     defaults = {
         "key_hash": key_hash(key),
         "key_hint": key[-4:],
@@ -287,26 +299,110 @@ def credit_refund(
     )
 
 
+def rate_consume(*, key: str, limit: int, window_seconds: int) -> bool:
+    """Count one event for ``key`` in the current fixed window; False when over ``limit``.
+
+    A database row and a conditional UPDATE, so concurrent requests on any
+    number of processes can never pass the limit together.
+    """
+    window = int(time.time() // window_seconds) * window_seconds
+    # Windows that ended are of no use; dropping them here keeps the table small.
+    RateCounter.objects.filter(key=key, window_start__lt=window).delete()
+    try:
+        with transaction.atomic():
+            row, _ = RateCounter.objects.get_or_create(key=key, window_start=window)
+    except IntegrityError:  # Created by a concurrent request: it exists now.
+        row = RateCounter.objects.get(key=key, window_start=window)
+    return bool(
+        RateCounter.objects.filter(pk=row.pk, count__lt=limit).update(
+            count=F("count") + 1
+        )
+    )
+
+
+def _token_mail_allow(*, email: str, ip: str) -> None:
+    per_address = settings.OPENSCAN_TOKEN_MAILS_PER_ADDRESS
+    per_ip = settings.OPENSCAN_TOKEN_MAILS_PER_IP
+    if not rate_consume(
+        key=f"token-mail:address:{email}", limit=per_address, window_seconds=86_400
+    ):
+        raise ApplicationError(
+            f"This address was sent {per_address} token mails today, the most per day. "
+            "Look for them (and in the spam folder) or try again tomorrow.",
+            status=429,
+            code="mail_limit",
+        )
+    if ip and not rate_consume(
+        key=f"token-mail:ip:{ip}", limit=per_ip, window_seconds=3600
+    ):
+        raise ApplicationError(
+            f"{per_ip} token mails were requested from your network in the last hour, "
+            "the most per hour. Try again later.",
+            status=429,
+            code="mail_limit",
+        )
+
+
+def _grant_claim(*, email: str) -> SignupGrant | None:
+    """Record the address's one sign-up grant; None when it was granted before."""
+    try:
+        with transaction.atomic():
+            return SignupGrant.objects.create(email=email.lower())
+    except IntegrityError:
+        return None
+
+
+def _reminder_send(*, email: str, forename: str) -> None:
+    grant = (
+        SignupGrant.objects.select_related("token").filter(email=email.lower()).first()
+    )
+    token = grant.token if grant is not None else None
+    token = token or (
+        Token.objects.filter(kind=Token.Kind.PRIVATE, email__iexact=email)
+        .order_by("created_at")
+        .first()
+    )
+    held = (
+        f"You already have one: {token.masked_key}.\n"
+        if token is not None
+        else "This address already received one.\n"
+    )
+    send_mail(
+        "Your OpenScan Portal token",
+        f"Hello {forename},\n\nsomeone (hopefully you) asked for an OpenScan Portal token "
+        f"for this address. {held}"
+        "If you lost it, sign in to the portal and regenerate it on your token page.\n",
+        None,
+        [email],
+    )
+
+
 @transaction.atomic
-def token_request(*, email: str, forename: str, surname: str) -> Token | None:
+def token_request(
+    *, email: str, forename: str, surname: str, ip: str = ""
+) -> Token | None:
     """Mail a new private token to ``email`` (the wire's requestToken).
 
-    An address that already has a token gets a reminder instead of a second
-    token, so nobody can farm sign-up credit or flood someone's inbox with keys.
-    The mail is sent inside the transaction: if it fails, no token exists.
+    An address gets one token and one sign-up grant, ever (``SignupGrant``'s
+    unique address decides, also under concurrent requests); later requests
+    get a reminder instead. Mails are limited per address and per client
+    address (429). The mail is sent inside the transaction: if it fails, no
+    token exists.
     """
-    existing = Token.objects.filter(
-        kind=Token.Kind.PRIVATE, email__iexact=email, is_active=True
-    ).first()
-    if existing is not None:
-        send_mail(
-            "Your OpenScan Portal token",
-            f"Hello {existing.forename or forename},\n\nsomeone (hopefully you) asked for an "
-            f"OpenScan Portal token for this address. You already have one: {existing.masked_key}.\n"
-            "If you lost it, sign in to the portal and regenerate it on your token page.\n",
-            None,
-            [email],
+    _token_mail_allow(email=email.lower(), ip=ip)
+    grant = _grant_claim(email=email)
+    if grant is not None:
+        existing = (
+            Token.objects.filter(kind=Token.Kind.PRIVATE, email__iexact=email)
+            .order_by("created_at")
+            .first()
         )
+        if existing is not None:  # Issued by an admin before any request.
+            grant.token = existing
+            grant.save(update_fields=["token"])
+            grant = None
+    if grant is None:
+        _reminder_send(email=email, forename=forename)
         return None
     token, key = token_issue(
         email=email,
@@ -314,6 +410,8 @@ def token_request(*, email: str, forename: str, surname: str) -> Token | None:
         surname=surname,
         credit=settings.OPENSCAN_SIGNUP_CREDIT,
     )
+    grant.token = token
+    grant.save(update_fields=["token"])
     send_mail(
         "Your OpenScan Portal token",
         f"Hello {forename},\n\nhere is your private OpenScan Portal token:\n\n    {key}\n\n"
@@ -360,11 +458,16 @@ def token_for_verified_user(*, user: AbstractBaseUser) -> tuple[Token, str | Non
         Token.objects.filter(pk=adopted.pk, user__isnull=True).update(user=user)
         adopted.user = user  # type: ignore[assignment]  # auth.User
         return adopted, None
+    grant = _grant_claim(email=email)
     token, key = token_issue(
         user=user,
         email=email,
         forename=user.first_name,  # type: ignore[attr-defined]  # auth.User
         surname=user.last_name,  # type: ignore[attr-defined]  # auth.User
-        credit=settings.OPENSCAN_SIGNUP_CREDIT,
+        # The address's one sign-up grant may have gone to a token it no longer has.
+        credit=settings.OPENSCAN_SIGNUP_CREDIT if grant is not None else 0,
     )
+    if grant is not None:
+        grant.token = token
+        grant.save(update_fields=["token"])
     return token, key

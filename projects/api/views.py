@@ -12,8 +12,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from openscan_portal.exceptions import ApplicationError
+from openscan_portal.parsing import StrictIntegerField, ascii_int
 from projects import selectors, services, storage
 from projects.api.serializers import ProjectOutputSerializer, project_output
+from projects.clients import client_key
 from projects.models import Project
 from projects.services import notifications
 from projects.services.uploads import part_direct_target
@@ -24,9 +26,9 @@ from tokens.api.auth import request_token
 class ProjectListCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=255)
-        photos = serializers.IntegerField(min_value=1)
-        filesize = serializers.IntegerField(min_value=1)
-        parts = serializers.IntegerField(min_value=1, max_value=10_000)
+        photos = StrictIntegerField(min_value=1)
+        filesize = StrictIntegerField(min_value=1)
+        parts = StrictIntegerField(min_value=1, max_value=10_000)
         preset = serializers.ChoiceField(choices=Project.Preset.choices, required=False)
         research_consent = serializers.BooleanField(
             required=False, allow_null=True, default=None
@@ -53,7 +55,11 @@ class ProjectListCreateApi(APIView):
             ip=throttles.client_ip(request),
             amount=data.validated_data["filesize"],
         )
-        project = services.project_create(token=token, **data.validated_data)
+        project = services.project_create(
+            token=token,
+            client_key=client_key(throttles.client_ip(request)),
+            **data.validated_data,
+        )
         return Response(
             project_output(request, project), status=status.HTTP_201_CREATED
         )
@@ -147,12 +153,14 @@ class _RawBodyParser(BaseParser):
 
 def _offset_header(request: Request) -> int:
     raw = request.headers.get("Upload-Offset", request.query_params.get("offset", ""))
-    if not raw.isdigit():
+    offset = ascii_int(raw)
+    if offset is None:
         raise ApplicationError(
-            "Send the part's current size in the Upload-Offset header (HEAD the part to read it).",
+            "Send the part's current size in the Upload-Offset header, in ASCII digits "
+            "(HEAD the part to read it).",
             code="offset_missing",
         )
-    return int(raw)
+    return offset
 
 
 class PartUploadApi(APIView):
@@ -221,10 +229,11 @@ class PartUploadApi(APIView):
             token=request_token(request), project_id=project_id
         )
         offset = _offset_header(request)
-        raw = request.META.get("CONTENT_LENGTH") or ""
-        if not raw.isdigit():
+        length = ascii_int(request.META.get("CONTENT_LENGTH"))
+        if length is None:
             raise ApplicationError(
-                "Send a Content-Length header with each chunk.", status=411
+                "Send a Content-Length header (ASCII digits) with each chunk.",
+                status=411,
             )
         try:
             new_offset = services.part_append(
@@ -232,7 +241,7 @@ class PartUploadApi(APIView):
                 part=part,
                 offset=offset,
                 stream=request._request,  # type: ignore[arg-type]  # file-like over wsgi.input
-                length=int(raw),
+                length=length,
             )
         except ApplicationError as exc:
             if exc.code == "offset_mismatch":

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('projects', '0003_notifications'),
+        ('projects', '0004_project_client_key'),
     ]
 
     operations = [

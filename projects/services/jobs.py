@@ -12,6 +12,7 @@ whose worker died.
 
 import datetime
 import logging
+import secrets
 import shutil
 import threading
 import time
@@ -26,13 +27,24 @@ from django.db.models import Case, F, IntegerField, Value, When
 from django.utils import timezone
 from django_q.brokers import get_broker
 
+from openscan_portal.exceptions import ApplicationError
+from projects.archive import ArchiveError, inspect_zip
 from projects.models import Project
 from projects.pipeline import PipelineError, Preset, Progress, ReconstructionRequest
 from projects.selectors import RESULT_FILES
 from projects.services.notifications import notification_enqueue
-from projects.services.projects import project_refund, storage_delete_tree
+from projects.services.projects import (
+    archive_limits,
+    project_refund,
+    storage_delete_tree,
+)
 from projects.services.queue import job_enqueue, job_enqueue_on_commit
-from projects.services.uploads import temp_dir, temp_dir_remove
+from projects.services.uploads import (
+    parts_join,
+    temp_dir,
+    temp_dir_remove,
+    upload_discard,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +140,16 @@ class _ProgressRecorder:
         if time.monotonic() - self._last_write > 1.0:
             self.flush()
 
+    def note(self, message: str) -> None:
+        """Record a step of the portal's own before the engine starts, and flush it.
+
+        The stage stays ``starting``: pages and clients know the engine's stages.
+        """
+        with self._lock:
+            self.state = {**self.state, "message": message}
+            self.log = [*self.log, message][-LOG_TAIL:]
+        self.flush()
+
     def flush(self) -> None:
         with self._lock:
             state = {**self.state, "log": self.log}
@@ -180,29 +202,85 @@ def job_after_finish(*, project: Project) -> None:
         notification_enqueue(project=project)
 
 
+def job_input_prepare(*, project: Project, zip_path: Path) -> bool:
+    """Join the uploaded parts into ``zip_path``, check the zip, and keep it as the input.
+
+    Runs in the worker so that startProject answers at once. Returns False when
+    the project stopped being processed meanwhile (cancelled).
+
+    Raises:
+        ApplicationError: a part is missing or damaged.
+        ArchiveError: the zip cannot be used (the message names the entry).
+    """
+    parts_join(project=project, dest=zip_path)
+    began = time.process_time()
+    try:
+        summary = inspect_zip(zip_path, limits=archive_limits(project=project))
+    finally:
+        Project.objects.filter(pk=project.pk).update(
+            check_cpu_seconds=F("check_cpu_seconds") + (time.process_time() - began)
+        )
+    if len(summary.images) > project.photos:
+        raise ApplicationError(
+            f"The zip contains {len(summary.images)} photos but the project was created "
+            f"for {project.photos}. Reset it and create it again with "
+            f"photos={len(summary.images)}.",
+            code="photo_count",
+        )
+    # A unique name: a task delivered twice must not overwrite the other's copy.
+    name = (
+        f"{project.storage_prefix}/input-{project.upload_generation}-"
+        f"{secrets.token_hex(4)}.zip"
+    )
+    with zip_path.open("rb") as fh:
+        stored = default_storage.save(name, File(fh, name="input.zip"))
+    with transaction.atomic():
+        locked = Project.objects.select_for_update().filter(pk=project.pk).first()
+        if locked is None or locked.status != Project.Status.PROCESSING:
+            transaction.on_commit(lambda: default_storage.delete(stored))
+            return False
+        locked.input_path = stored
+        locked.image_count = len(summary.images)
+        locked.save(update_fields=["input_path", "image_count", "updated_at"])
+        upload_discard(project=locked)
+    project.input_path, project.image_count = stored, len(summary.images)
+    return True
+
+
 def job_run(*, project: Project) -> None:
-    """Process a claimed project to ``done`` or ``failed``; never leaves it processing."""
+    """Process a claimed project to ``done`` or ``failed``; never leaves it processing.
+
+    A project whose parts were never joined (input_path empty) is joined and
+    checked first, under the same heartbeat; a zip that fails the checks ends
+    ``failed`` with the reason, refunded like any failure.
+    """
     workdir = temp_dir()
     recorder = _ProgressRecorder(project)
     try:
         zip_path = workdir / "input.zip"
-        with (
-            default_storage.open(project.input_path, "rb") as src,
-            zip_path.open("wb") as dst,
-        ):
-            shutil.copyfileobj(src, dst, 1 << 20)
-        request = ReconstructionRequest.from_input_path(
-            zip_path,
-            out_dir=workdir / "out",
-            workdir=workdir / "work",
-            preset=Preset(project.preset),
-            max_image_pixels=settings.OPENSCAN_MAX_IMAGE_PIXELS,
-        )
-        from projects.pipeline.runner import (
-            run_isolated,
-        )  # the engine loads only in workers
-
         with recorder:
+            if project.input_path:
+                with (
+                    default_storage.open(project.input_path, "rb") as src,
+                    zip_path.open("wb") as dst,
+                ):
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            else:
+                recorder.note("Joining the parts and checking the zip.")
+                if not job_input_prepare(project=project, zip_path=zip_path):
+                    return
+                recorder.note(f"The zip holds {project.image_count} usable photos.")
+            request = ReconstructionRequest.from_input_path(
+                zip_path,
+                out_dir=workdir / "out",
+                workdir=workdir / "work",
+                preset=Preset(project.preset),
+                max_image_pixels=settings.OPENSCAN_MAX_IMAGE_PIXELS,
+            )
+            from projects.pipeline.runner import (
+                run_isolated,
+            )  # the engine loads only in workers
+
             result = run_isolated(
                 request,
                 time_limit_s=settings.OPENSCAN_JOB_TIMEOUT_SECONDS,
@@ -212,6 +290,12 @@ def job_run(*, project: Project) -> None:
         prefix, sizes = _save_outputs(project, workdir / "out")
     except PipelineError as exc:
         _finish_failed(project, code=exc.code, message=exc.message)
+        return
+    except ApplicationError as exc:
+        _finish_failed(project, code=exc.code, message=exc.message)
+        return
+    except ArchiveError as exc:
+        _finish_failed(project, code="bad_archive", message=str(exc))
         return
     except (
         Exception

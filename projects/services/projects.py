@@ -4,21 +4,19 @@ import datetime
 import secrets
 
 from django.conf import settings
-from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from openscan_portal.exceptions import ApplicationError
 from projects import storage
-from projects.archive import ArchiveError, ArchiveLimits, inspect_zip
+from projects.archive import ArchiveLimits
 from projects.models import Project
 from projects.services.queue import job_enqueue_on_commit
 from projects.services.uploads import (
-    parts_join,
+    parts_check,
+    parts_directory_check,
     project_lock,
-    temp_dir,
-    temp_dir_remove,
     upload_discard,
     uploads_part_limit,
 )
@@ -26,6 +24,9 @@ from tokens.models import Token
 from tokens.services import credit_charge, credit_refund
 
 _NAME_FORBIDDEN = set("/\\\x00") | {chr(c) for c in range(32)}
+PARTS_MAX = 10_000
+# Parts are slices of at least this size (but the last), or of the part limit if smaller.
+PART_MIN_BYTES = 1_000_000
 
 
 def _validate_request(
@@ -48,6 +49,12 @@ def _validate_request(
     if filesize < parts:
         raise ApplicationError("filesize must be at least one byte per part.")
     part_max = uploads_part_limit()
+    parts_limit = min(PARTS_MAX, -(-filesize // min(PART_MIN_BYTES, part_max)))
+    if parts > parts_limit:
+        raise ApplicationError(
+            f"parts may be at most {parts_limit} for {filesize} bytes (at most one part "
+            f"per {min(PART_MIN_BYTES, part_max)} bytes, and never more than {PARTS_MAX})."
+        )
     if filesize > parts * part_max:
         raise ApplicationError(
             f"{parts} part(s) of at most {part_max} bytes{storage.part_limit_reason()} cannot "
@@ -109,13 +116,17 @@ def project_create(
     filesize: int,
     preset: str | None = None,
     research_consent: bool | None = None,
+    client_key: str = "",
 ) -> Project:
     """Create a project and charge its size, or renew a project still waiting for upload.
 
     Creating again under the same name while the project is ``created`` (a retried
     upload, or after resetProject) returns it with the new sizes; it is charged
-    once for its current size. Raises ApplicationError (402 for missing credit).
+    once for its current size. A public-token project belongs to ``client_key``
+    (projects.clients): the same name from another client is another project.
+    Raises ApplicationError (402 for missing credit).
     """
+    client_key = client_key if token.is_public else ""
     _validate_request(
         token=token, name=name, photos=photos, parts=parts, filesize=filesize
     )
@@ -124,12 +135,12 @@ def project_create(
             f"preset must be one of {', '.join(Project.Preset.values)}."
         )
     consent = token.is_public if research_consent is None else research_consent
-    existing = (
-        Project.objects.select_for_update().filter(token=token, name=name).first()
-    )
+    same_name = {"token": token, "client_key": client_key, "name": name}
+    existing = Project.objects.select_for_update().filter(**same_name).first()
     if existing is None:
         project = Project(
             token=token,
+            client_key=client_key,
             name=name,
             photos=photos,
             parts=parts,
@@ -142,7 +153,7 @@ def project_create(
                 project.save(force_insert=True)
         except IntegrityError:
             # A concurrent request created it: treat this one as the retry it is.
-            existing = Project.objects.select_for_update().get(token=token, name=name)
+            existing = Project.objects.select_for_update().get(**same_name)
         else:
             _charge(project)
             project.save(update_fields=["charged", "charged_at"])
@@ -174,20 +185,32 @@ def project_create(
     return existing
 
 
-def _archive_limits(project: Project) -> ArchiveLimits:
+def archive_limits(*, project: Project) -> ArchiveLimits:
+    """The limits the worker checks the project's zip against.
+
+    The CPU budget is what is left of the project's own: checks that ran out
+    of it cannot be had again by resetting and starting anew.
+    """
     return ArchiveLimits(
         max_entries=settings.OPENSCAN_ZIP_MAX_ENTRIES,
         max_uncompressed=settings.OPENSCAN_ZIP_MAX_UNCOMPRESSED,
         max_photos=project.token.limit_photos,
         max_image_pixels=settings.OPENSCAN_MAX_IMAGE_PIXELS,
+        cpu_seconds=max(
+            0.0, settings.OPENSCAN_ZIP_CHECK_CPU_SECONDS - project.check_cpu_seconds
+        ),
     )
 
 
 def project_start(*, project: Project) -> Project:
-    """Check that the whole zip arrived and is usable, store it, and queue the project.
+    """Check that every part arrived and the sizes add up, then queue the project.
 
-    The checks run before anything is queued: on failure the project stays
-    ``created`` and can be uploaded again. Raises ApplicationError.
+    Only rows and the zip's central directory are read (the directory where
+    parts are local files), so this answers at once whatever the size. The
+    worker joins the parts and checks every entry before reconstructing
+    (jobs.job_run); a zip that fails there ends ``failed`` with the reason and
+    its charge refunded. Raises ApplicationError; on it the project stays
+    ``created`` and can be uploaded again.
     """
     if project.status != Project.Status.CREATED:
         if project.status in {Project.Status.QUEUED, Project.Status.PROCESSING}:
@@ -197,38 +220,16 @@ def project_start(*, project: Project) -> Project:
             status=409,
             code="project_not_startable",
         )
-    workdir = temp_dir()
-    try:
-        zip_path = workdir / "input.zip"
-        parts_join(project=project, dest=zip_path)
-        try:
-            summary = inspect_zip(zip_path, limits=_archive_limits(project))
-        except ArchiveError as exc:
-            raise ApplicationError(str(exc), code="bad_archive") from exc
-        if len(summary.images) > project.photos:
-            raise ApplicationError(
-                f"The zip contains {len(summary.images)} photos but the project was created "
-                f"for {project.photos}. Create it again with photos={len(summary.images)}.",
-                code="photo_count",
-            )
-        # Copy the zip into storage before taking any lock: it can be gigabytes.
-        name = f"{project.storage_prefix}/input-{project.upload_generation}.zip"
-        with zip_path.open("rb") as fh:
-            stored = default_storage.save(name, File(fh, name="input.zip"))
-        try:
-            return _queue(
-                project=project, stored=stored, image_count=len(summary.images)
-            )
-        except Exception:
-            default_storage.delete(stored)
-            raise
-    finally:
-        temp_dir_remove(workdir)
+    parts_check(project=project)
+    parts_directory_check(project=project, limits=archive_limits(project=project))
+    return _queue(project=project)
 
 
 @transaction.atomic
-def _queue(*, project: Project, stored: str, image_count: int) -> Project:
+def _queue(*, project: Project) -> Project:
     locked = project_lock(project)
+    if locked.status in {Project.Status.QUEUED, Project.Status.PROCESSING}:
+        return locked  # A concurrent start won.
     if (
         locked.status != Project.Status.CREATED
         or locked.upload_generation != project.upload_generation
@@ -240,16 +241,16 @@ def _queue(*, project: Project, stored: str, image_count: int) -> Project:
     if not locked.charged:
         _charge(locked)  # Reset refunded it and nobody created it again.
     old_input = locked.input_path
-    locked.input_path = stored
-    locked.image_count = image_count
+    # Empty until the worker has joined and checked the parts.
+    locked.input_path = ""
+    locked.image_count = None
     locked.status = Project.Status.QUEUED
     locked.queued_at = timezone.now()
     locked.error = locked.error_code = ""
     locked.progress = {}
     locked.save()
-    upload_discard(project=locked)
     job_enqueue_on_commit(project=locked)
-    if old_input and old_input != stored:
+    if old_input:
         transaction.on_commit(lambda: default_storage.delete(old_input))
     return locked
 

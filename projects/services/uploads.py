@@ -1,6 +1,7 @@
 """Receiving the parts of a project's zip and putting them back together."""
 
 import hashlib
+import io
 import secrets
 import shutil
 import tempfile
@@ -15,6 +16,7 @@ from django.db.models import Sum
 
 from openscan_portal.exceptions import ApplicationError
 from projects import storage
+from projects.archive import ArchiveError, ArchiveLimits, inspect_directory
 from projects.models import Project, UploadChunk
 from projects.streams import BodyFile
 
@@ -91,32 +93,51 @@ def _delete_files_on_commit(names: list[str]) -> None:
 
 
 def _stream_to_storage(
-    project: Project, part: int, stream: BinaryIO, length: int
+    project: Project, part: int, stream: BinaryIO, length: int | None
 ) -> tuple[str, BodyFile]:
     limit = storage.part_max_bytes()
-    if length > limit:
+    if length is not None and length > limit:
         raise ApplicationError(
             f"A part may be at most {limit} bytes{storage.part_limit_reason()}; this one is "
             f"{length}. Split the zip into smaller parts.",
             status=413,
             code="part_too_large",
         )
-    body = BodyFile(stream, length=length)
+    body = BodyFile(stream, length=length, limit=limit)
     name = f"{project.storage_prefix}/upload/{part:04d}-{secrets.token_hex(8)}.bin"
     try:
         stored = default_storage.save(name, body)
-    except ApplicationError:
+    except FileNotFoundError as exc:
+        # A delete of the project removed the folder while the bytes streamed in.
+        default_storage.delete(name)
+        if Project.objects.filter(pk=project.pk).exists():
+            raise
+        raise ApplicationError(
+            "The project was deleted during the upload.",
+            status=404,
+            code="project_gone",
+        ) from exc
+    except BaseException:
+        # A cut-off (413), a broken body or a vanished client: keep no partial file.
         default_storage.delete(name)
         raise
     return stored, body
 
 
 def part_replace(
-    *, project: Project, generation: int, part: int, stream: BinaryIO, length: int
+    *,
+    project: Project,
+    generation: int,
+    part: int,
+    stream: BinaryIO,
+    length: int | None,
 ) -> UploadChunk:
-    """Store a whole part (the wire protocol's POST), replacing what was sent before."""
+    """Store a whole part (the wire protocol's POST), replacing what was sent before.
+
+    ``length`` None streams a chunked body to its end (413 past the part limit).
+    """
     _check_uploadable(project, generation=generation, part=part)
-    if length <= 0:
+    if length is not None and length <= 0:
         raise ApplicationError(
             "The part is empty; send the bytes of the zip part as the body."
         )
@@ -127,9 +148,10 @@ def part_replace(
             "The part is empty; send the bytes of the zip part as the body."
         )
     with transaction.atomic():
-        # Re-read under a lock: the project may have started while the bytes streamed in.
-        locked = Project.objects.select_for_update().get(pk=project.pk)
+        # Re-read under a lock: the project may have started (or gone) while the
+        # bytes streamed in.
         try:
+            locked = project_lock(project)
             _check_uploadable(locked, generation=generation, part=part)
         except ApplicationError:
             default_storage.delete(stored)
@@ -316,7 +338,7 @@ def direct_parts_collect(*, project: Project) -> list[UploadChunk]:
         )
     created: list[UploadChunk] = []
     with transaction.atomic():
-        locked = Project.objects.select_for_update().get(pk=project.pk)
+        locked = project_lock(project)
         if (
             locked.upload_generation != project.upload_generation
             or locked.status != Project.Status.CREATED
@@ -370,18 +392,18 @@ def _part_damaged(project: Project, part: int, detail: str) -> ApplicationError:
     )
 
 
-def parts_join(*, project: Project, dest: Path) -> str:
-    """Write the current upload's parts, in order, into ``dest``; return its sha256.
+def parts_check(*, project: Project, collect: bool = True) -> None:
+    """Check that every part of the current upload arrived and the sizes add up.
 
-    Parts sent straight to the backend are registered first. Every chunk is
-    checked as it is read: its size and sha256 against what the server
-    received, and on Dropbox its content hash against the one Dropbox reports.
+    Cheap (rows only), so startProject answers at once. ``collect`` first
+    registers parts sent straight to the backend (only while ``created``).
 
     Raises:
-        ApplicationError: a part is missing, too large or damaged, or the sizes
-            do not add up to ``filesize``.
+        ApplicationError: a part is missing or too large, or the sizes do not
+            add up to ``filesize``.
     """
-    direct_parts_collect(project=project)
+    if collect:
+        direct_parts_collect(project=project)
     received = parts_received(project=project)
     missing = [str(i + 1) for i in range(project.parts) if not received.get(i)]
     if missing:
@@ -397,6 +419,103 @@ def parts_join(*, project: Project, dest: Path) -> str:
             f"{project.filesize}. Upload the parts again or create the project with the right size.",
             code="size_mismatch",
         )
+
+
+class _PartsReader(io.RawIOBase):
+    """The current upload's chunks read as one seekable file, without joining them."""
+
+    def __init__(self, chunks: list[UploadChunk]) -> None:
+        super().__init__()
+        self._spans: list[tuple[int, UploadChunk]] = []
+        offset = 0
+        for chunk in chunks:
+            self._spans.append((offset, chunk))
+            offset += chunk.size
+        self._size = offset
+        self._pos = 0
+        self._files: dict[str, BinaryIO] = {}
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}
+        self._pos = max(0, base[whence] + offset)
+        return self._pos
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]  # RawIOBase's buffer type
+        for start, chunk in self._spans:
+            if start <= self._pos < start + chunk.size:
+                break
+        else:
+            return 0
+        fh = self._files.get(chunk.storage_name)
+        if fh is None:
+            fh = self._files[chunk.storage_name] = default_storage.open(
+                chunk.storage_name, "rb"
+            )
+        fh.seek(self._pos - start)
+        data = fh.read(min(len(buffer), start + chunk.size - self._pos))
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        for fh in self._files.values():
+            fh.close()
+        super().close()
+
+
+def parts_directory_check(*, project: Project, limits: ArchiveLimits) -> None:
+    """Check the zip's central directory from the stored parts, without joining them.
+
+    Only where parts are local files: reading the end of a part from S3 or
+    Dropbox would fetch the whole part, so there the worker finds the same
+    problems. Raises ApplicationError (400 naming the entries).
+    """
+    if storage.storage_kind() != "local":
+        return
+    chunks = list(
+        UploadChunk.objects.filter(
+            project=project, generation=project.upload_generation
+        ).order_by("part", "offset")
+    )
+    try:
+        with io.BufferedReader(_PartsReader(chunks), 1 << 16) as fh:
+            photos = inspect_directory(fh, limits=limits)
+    except ArchiveError as exc:
+        raise ApplicationError(str(exc), code="bad_archive") from exc
+    except FileNotFoundError as exc:
+        raise ApplicationError(
+            "A part is gone from storage; upload the parts again.",
+            code="part_damaged",
+        ) from exc
+    if photos > project.photos:
+        raise ApplicationError(
+            f"The zip contains {photos} photos but the project was created for "
+            f"{project.photos}. Create it again with photos={photos}.",
+            code="photo_count",
+        )
+
+
+def parts_join(*, project: Project, dest: Path) -> str:
+    """Write the current upload's parts, in order, into ``dest``; return its sha256.
+
+    Every chunk is checked as it is read: its size and sha256 against what the
+    server received, and on Dropbox its content hash against the one Dropbox
+    reports.
+
+    Raises:
+        ApplicationError: a part is missing or damaged, or the sizes do not
+            add up to ``filesize``.
+    """
+    parts_check(project=project, collect=False)
     on_dropbox = storage.storage_kind() == "dropbox"
     digest = hashlib.sha256()
     chunks = UploadChunk.objects.filter(
@@ -407,7 +526,11 @@ def parts_join(*, project: Project, dest: Path) -> str:
             chunk_sha = hashlib.sha256()
             content_hash = storage.DropboxContentHasher() if on_dropbox else None
             size = 0
-            with default_storage.open(chunk.storage_name, "rb") as src:
+            try:
+                src = default_storage.open(chunk.storage_name, "rb")
+            except FileNotFoundError as exc:
+                raise _part_damaged(project, chunk.part, "it is gone") from exc
+            with src:
                 while data := src.read(1 << 20):
                     digest.update(data)
                     chunk_sha.update(data)

@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 from projects.models import Project
 from tests.images import photo_set, split, zip_bytes
 from tests.projects.conftest import patch_part as _patch
+from tests.workers import input_prepare
 from tokens.models import CreditLedgerEntry
 
 pytestmark = pytest.mark.django_db
@@ -76,7 +77,7 @@ def test_resumable_upload_survives_an_interruption_and_starts(
 
     started = token_client.post(f"/api/v1/projects/{project['id']}/start/")
     assert started.status_code == 200 and started.json()["status"] == "queued"
-    stored = Project.objects.get(pk=project["id"])
+    stored = input_prepare()  # the worker's first step
     from django.core.files.storage import default_storage
 
     with default_storage.open(stored.input_path) as fh:

@@ -1,15 +1,24 @@
 """Zip checks before anything is unpacked (no Django needed)."""
 
 import io
+import re
 import stat
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from projects.archive import ArchiveError, ArchiveLimits, extract_images, inspect_zip
-from tests.images import jpeg_bytes, png_bytes, png_header_only, zip_bytes
+from tests.images import (
+    crafted_zip,
+    jpeg_bytes,
+    png_bytes,
+    png_header_only,
+    zip_bytes,
+    zip_with_directory_of,
+)
 
 LIMITS = ArchiveLimits(
     max_entries=100,
@@ -153,3 +162,84 @@ def test_extract_writes_only_generated_names_inside_dest(tmp_path):
         "0001_IMG_1.jpg",
         "in.zip",
     ]
+
+
+def test_a_100_megapixel_jpeg_passes_the_120_megapixel_limit(tmp_path):
+    """Pillow warns above 89 MP; that warning is not the portal's limit."""
+    out = io.BytesIO()
+    Image.new("L", (10_000, 10_000), 128).save(out, "JPEG", quality=50)
+    data = zip_bytes({"IMG_1.jpg": out.getvalue(), "IMG_2.jpg": jpeg_bytes(seed=2)})
+    summary = inspect_zip(_write(tmp_path, data), limits=LIMITS)
+    assert summary.images == ("IMG_1.jpg", "IMG_2.jpg")
+
+
+def test_large_uniform_pngs_are_checked_from_their_chunks_not_decoded(tmp_path):
+    """88 MP PNGs below the limit pass; their pixels are never inflated."""
+    out = io.BytesIO()
+    Image.new("RGB", (10_800, 8_150), (90, 90, 90)).save(out, "PNG", compress_level=1)
+    png = out.getvalue()
+    files = {f"IMG_{i:02d}.png": png for i in range(20)}
+    limits = ArchiveLimits(
+        max_entries=100,
+        max_uncompressed=20 * len(png) + 1,
+        max_photos=20,
+        max_image_pixels=120_000_000,
+    )
+    summary = inspect_zip(_write(tmp_path, zip_bytes(files)), limits=limits)
+    assert len(summary.images) == 20
+    # a PNG whose data chunk is damaged is still caught by its CRC
+    broken = bytearray(png)
+    idat = broken.index(b"IDAT")
+    broken[idat + 10] ^= 0xFF
+    with pytest.raises(ArchiveError, match=r"'IMG_00\.png' cannot be decoded"):
+        inspect_zip(
+            _write(tmp_path, zip_bytes({"IMG_00.png": bytes(broken)})), limits=limits
+        )
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("encrypted", "'IMG_0000.jpg' is encrypted"),
+        ("method9", "'IMG_0000.jpg' uses compression method 9"),
+        (
+            "name_mismatch",
+            "'IMG_0000.jpg' is damaged in the zip (File name in directory",
+        ),
+        ("bad_magic", "'IMG_0000.jpg' is damaged in the zip (Bad magic number"),
+        ("bad_crc", "'IMG_0000.jpg' is damaged in the zip (Bad CRC-32"),
+    ],
+)
+def test_crafted_entries_are_refused_by_name(tmp_path, kind, reason):
+    with pytest.raises(ArchiveError, match=re.escape(reason)):
+        inspect_zip(_write(tmp_path, crafted_zip(kind)), limits=LIMITS)
+
+
+def test_a_tiny_non_photo_entry_with_a_bad_crc_is_refused(tmp_path):
+    data = zip_bytes({"notes.txt": b"hi", "IMG_1.jpg": jpeg_bytes(seed=1)})
+    central = data.index(b"PK\x01\x02")
+    data = (
+        data[:14]
+        + b"\0\0\0\0"
+        + data[18 : central + 16]
+        + b"\0\0\0\0"
+        + data[central + 20 :]
+    )
+    with pytest.raises(
+        ArchiveError, match=r"'notes\.txt' is damaged in the zip \(Bad CRC"
+    ):
+        inspect_zip(_write(tmp_path, data), limits=LIMITS)
+
+
+def test_a_million_entry_directory_is_refused_before_it_is_parsed(tmp_path):
+    with pytest.raises(ArchiveError, match="has 1000000 entries; at most 100"):
+        inspect_zip(_write(tmp_path, zip_with_directory_of(1_000_000)), limits=LIMITS)
+
+
+def test_an_oversized_directory_is_refused_before_it_is_parsed(tmp_path):
+    data = zip_with_directory_of(90)  # 90 entries declared, within the limit...
+    eocd = data.rindex(b"PK\x06\x06")
+    # ...but a directory size far beyond what 100 entries need.
+    data = data[: eocd + 40] + (10**9).to_bytes(8, "little") + data[eocd + 48 :]
+    with pytest.raises(ArchiveError, match="directory is 1000000000 bytes"):
+        inspect_zip(_write(tmp_path, data), limits=LIMITS)

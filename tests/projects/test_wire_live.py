@@ -11,8 +11,10 @@ import zipfile
 
 import pytest
 import requests
+from django.core.files.storage import default_storage
 
 from projects.models import Project
+from projects.services import jobs
 from tests.images import jpeg_bytes, photo_set, split, zip_bytes
 from tokens import selectors
 from tokens.models import CreditLedgerEntry
@@ -77,7 +79,7 @@ def test_status_and_token_info_answer_integers(live_server, wire, private_token)
     assert all(type(v) is int for v in info.json().values())
 
 
-def test_multipart_upload_start_and_info_flow(settings, wire, private_token):
+def test_multipart_upload_start_and_info_flow(settings, wire, private_token, tmp_path):
     # given a 3-part zip (small part size so the test stays small)
     settings.OPENSCAN_PART_MAX_BYTES = 5_000
     data = zip_bytes(photo_set(6, size=(120, 90)))
@@ -114,8 +116,12 @@ def test_multipart_upload_start_and_info_flow(settings, wire, private_token):
     assert started.status_code == 200 and started.json() == {"status": "started"}
     assert after == {"dlink": "", "status": "started", "ulink": []}
     project = Project.objects.get(name="2024-01-31_10.20.30-my vase.zip")
-    assert project.status == "queued" and project.image_count == 6
-    from django.core.files.storage import default_storage
+    assert project.status == "queued" and project.chunks.count() == 3
+    # the worker joins and checks the parts (the engine is not run here)
+    claimed = jobs.job_claim_next()
+    assert jobs.job_input_prepare(project=claimed, zip_path=tmp_path / "in.zip")
+    project.refresh_from_db()
+    assert project.image_count == 6
 
     with default_storage.open(project.input_path) as fh:
         stored = fh.read()
@@ -185,9 +191,7 @@ def test_legacy_uploader_multipart_body_is_stored_as_the_raw_part(wire):
     assert post.json()["size"] == len(data)
     assert wire.call("startProject", project="legacy.zip").status_code == 200
     project = Project.objects.get(name="legacy.zip")
-    from django.core.files.storage import default_storage
-
-    with default_storage.open(project.input_path) as fh:
+    with default_storage.open(project.chunks.get().storage_name) as fh:
         assert zipfile.ZipFile(fh).testzip() is None
 
 
@@ -350,15 +354,25 @@ def test_queue_estimate_answers_loosely(wire):
     assert set(body) >= {"queue", "estimate_seconds"} and body["queue"] == 0
 
 
-def test_bad_photo_in_zip_is_refused_at_start_and_the_project_stays_uploadable(wire):
+def test_bad_photo_in_zip_fails_in_the_worker_with_the_reason_and_a_refund(
+    wire, private_token
+):
     files = photo_set(2)
     files["broken.jpg"] = jpeg_bytes(seed=9)[:200]
     data = zip_bytes(files)
     wire.upload("broken.zip", data, 200_000_000)
     r = wire.call("startProject", project="broken.zip")
-    assert (
-        r.status_code == 400 and "'broken.jpg' cannot be decoded" in r.json()["error"]
-    )
+    assert r.status_code == 200 and r.json() == {"status": "started"}
+
+    jobs.job_run_next()  # The checks fail before the engine would start.
+
+    info = wire.call("getProjectInfo", project="broken.zip").json()
+    assert info["status"] == "processing failed" and info["dlink"] == ""
+    assert "'broken.jpg' cannot be decoded" in info["error"]
+    token = private_token[0]
+    token.refresh_from_db()
+    assert token.credit == 10_000_000_000
+    assert wire.call("resetProject", project="broken.zip").status_code == 200
     assert (
         wire.call("getProjectInfo", project="broken.zip").json()["status"] == "created"
     )

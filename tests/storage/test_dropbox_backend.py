@@ -18,6 +18,7 @@ from django.test import Client
 from projects import links, storage
 from projects.models import Project, UploadChunk
 from projects.services import (
+    jobs,
     project_create,
     project_delete,
     project_reset,
@@ -25,6 +26,7 @@ from projects.services import (
 )
 from tests.images import photo_set, split, zip_bytes
 from tests.storage.dropbox_standin import API_HOST, CONTENT_HOST, reference_content_hash
+from tests.workers import input_prepare
 
 pytestmark = pytest.mark.django_db
 ULINK_CHARS = re.compile(r"\A[A-Za-z0-9/_.:-]+\Z")
@@ -147,7 +149,8 @@ def test_wire_parts_stream_through_the_server_and_are_checked_by_content_hash_at
 
     # then every part's content hash was asked for, and the zip is on Dropbox
     assert started.status_code == 200, started.content
-    project.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        project = input_prepare()  # the worker's first step
     assert dbx.read(f"{ROOT}/{project.input_path}") == data
     assert dbx.calls[calls_before:].count((API_HOST, "/2/files/get_metadata")) >= len(
         chunk_paths
@@ -183,14 +186,13 @@ def test_a_part_whose_dropbox_content_hash_differs_is_refused_with_its_number(
             "/startProject", {"token": private_token[1], "project": "bad.zip"}
         )
 
-    # then a 400 names the part, the project stays uploadable and the part must be sent again
-    assert started.status_code == 400
-    assert (
-        "Part 1 of 1" in started.json()["error"]
-        and "content hash" in started.json()["error"]
-    )
+    # then the worker fails it with a reason naming the part, and the part is dropped
+    assert started.status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs.job_run_next()
     project.refresh_from_db()
-    assert project.status == Project.Status.CREATED
+    assert project.status == Project.Status.FAILED
+    assert "Part 1 of 1" in project.error and "content hash" in project.error
     assert UploadChunk.objects.filter(project=project).count() == 0
 
 
@@ -261,8 +263,8 @@ def test_the_firmware_posts_raw_bytes_to_one_time_dropbox_links_and_start_checks
 
     # and the project starts
     with django_capture_on_commit_callbacks(execute=True):
-        started = project_start(project=project)
-    assert started.status == Project.Status.QUEUED
+        assert project_start(project=project).status == Project.Status.QUEUED
+        started = input_prepare()
     assert dbx.read(f"{ROOT}/{started.input_path}") == data
     assert dbx.paths_under(f"{ROOT}/{project.storage_prefix}") == [
         f"{ROOT}/{started.input_path}"
@@ -396,10 +398,13 @@ def test_reset_and_delete_remove_the_project_files_from_dropbox(
         .ok
     )
     with django_capture_on_commit_callbacks(execute=True):
-        project = project_start(project=project)
+        project_start(project=project)
+        project = input_prepare()
     prefix = f"{ROOT}/{project.storage_prefix}"
     assert dbx.paths_under(prefix) == [f"{ROOT}/{project.input_path}"]
 
+    # (a processing project cannot be reset; this one has finished)
+    Project.objects.filter(pk=project.pk).update(status=Project.Status.DONE)
     with django_capture_on_commit_callbacks(execute=True):
         project = project_reset(project=project)
     assert dbx.paths_under(prefix) == []

@@ -6,7 +6,7 @@ from django.core.management import call_command
 
 from openscan_portal.exceptions import ApplicationError
 from tokens import selectors, services
-from tokens.models import CreditLedgerEntry, DailyUsage, Token
+from tokens.models import CreditLedgerEntry, DailyUsage, SignupGrant, Token
 
 GB = 1_000_000_000
 pytestmark = pytest.mark.django_db
@@ -128,14 +128,14 @@ def test_public_quota_is_per_utc_day_and_refunds_go_back_to_the_day_charged(
 
 
 def test_public_token_ensure_is_idempotent_and_follows_the_configured_key(settings):
-    settings.OPENSCAN_PUBLIC_TOKEN = "osp_first"
+    settings.OPENSCAN_PUBLIC_TOKEN = "osp_first_public_key_000"
     first = services.public_token_ensure()
-    settings.OPENSCAN_PUBLIC_TOKEN = "osp_second"
+    settings.OPENSCAN_PUBLIC_TOKEN = "osp_second_public_key_00"
     second = services.public_token_ensure()
     assert first.pk == second.pk
     assert Token.objects.filter(kind="public").count() == 1
-    assert selectors.token_get_by_key(key="osp_second") == second
-    assert selectors.token_get_by_key(key="osp_first") is None
+    assert selectors.token_get_by_key(key="osp_second_public_key_00") == second
+    assert selectors.token_get_by_key(key="osp_first_public_key_000") is None
 
 
 def test_create_token_command_prints_only_the_key(capsys):
@@ -178,3 +178,48 @@ def test_request_token_mails_a_key_once_and_a_reminder_after(mailoutbox):
     assert selectors.token_get_by_key(key=key) == token
     assert token.masked_key in mailoutbox[1].body
     assert "osp_" not in mailoutbox[1].body.replace(token.masked_key, "")
+
+
+def test_an_address_gets_one_grant_ever_even_after_its_token_is_deactivated(
+    mailoutbox,
+):
+    first = services.token_request(email="once@example.org", forename="O", surname="N")
+    Token.objects.filter(pk=first.pk).update(is_active=False)
+
+    again = services.token_request(email="Once@Example.org", forename="O", surname="N")
+
+    assert again is None
+    assert Token.objects.filter(email__iexact="once@example.org").count() == 1
+    assert first.masked_key in mailoutbox[1].body
+
+
+def test_sign_up_with_an_address_whose_grant_was_used_gets_no_second_credit(
+    django_user_model,
+):
+    first = services.token_request(email="used@example.org", forename="U", surname="S")
+    Token.objects.filter(pk=first.pk).update(is_active=False)
+    user = django_user_model.objects.create_user(
+        "used", email="used@example.org", password="pw-12345-long"
+    )
+
+    token, key = services.token_for_verified_user(user=user)
+
+    assert key is not None and token.pk != first.pk
+    assert token.credit == 0
+    assert SignupGrant.objects.get(email="used@example.org").token_id == first.pk
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "same"),
+    [
+        ("2001:db8:1:2::1", "2001:db8:1:2:ffff::9", True),  # one /64
+        ("2001:db8:1:2::1", "2001:db8:1:3::1", False),
+        ("::ffff:192.0.2.7", "192.0.2.7", True),  # IPv4-mapped
+        ("192.0.2.7", "192.0.2.8", False),
+    ],
+)
+def test_a_public_client_is_its_ipv4_address_or_its_ipv6_64(one, other, same):
+    from projects.clients import client_key
+
+    assert (client_key(one) == client_key(other)) is same
+    assert "192.0.2" not in client_key("192.0.2.7")  # only a keyed hash is kept

@@ -2,6 +2,7 @@ import secrets
 from argparse import ArgumentParser
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
@@ -24,8 +25,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         token = public_token_ensure()
         if options["verbosity"]:
+            # The public key is shared by design: print it so rigs can be set up.
             self.stdout.write(
-                f"Public token ready ({token.masked_key}), daily quota {token.daily_quota} bytes."
+                f"Public token: {settings.OPENSCAN_PUBLIC_TOKEN} (shared by everyone), "
+                f"daily quota {token.daily_quota} bytes."
             )
         call_command("setup_schedules", verbosity=options["verbosity"])
         username = options["admin"]
