@@ -7,7 +7,9 @@ steps stay testable and a service test can mock exactly this module.
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +101,41 @@ def extract_features(
         extraction_options=options,
         device=pycolmap.Device.auto,
     )
+
+
+def number_images_by_name(database: Path) -> None:
+    """Renumber photos (and their frames) in name order after extraction.
+
+    Parallel extraction writes photos in the order threads finish, and the
+    mapper breaks ties by id: without this the same photos could give another
+    model. Runs before matching, so no pair ids need rewriting.
+    """
+    offset = 1_000_000_000  # ids stay inside the schema's CHECK range
+    with closing(sqlite3.connect(database)) as con, con:
+        names = con.execute("SELECT image_id FROM images ORDER BY name").fetchall()
+        image_map = [(old + offset, new) for new, (old,) in enumerate(names, 1)]
+        frame_of = dict(
+            con.execute(
+                "SELECT data_id, frame_id FROM frame_data WHERE sensor_type = 0"
+            )
+        )
+        frame_map = [(frame_of[old - offset] + offset, new) for old, new in image_map]
+        con.execute("CREATE TEMP TABLE remap (old INTEGER PRIMARY KEY, new INTEGER)")
+        for table, column, mapping in (
+            ("images", "image_id", image_map),
+            ("keypoints", "image_id", image_map),
+            ("descriptors", "image_id", image_map),
+            ("frame_data", "data_id", image_map),
+            ("frame_data", "frame_id", frame_map),
+            ("frames", "frame_id", frame_map),
+        ):
+            con.execute("DELETE FROM remap")
+            con.executemany("INSERT INTO remap VALUES (?, ?)", mapping)
+            con.execute(f"UPDATE {table} SET {column} = {column} + {offset}")  # noqa: S608  # fixed names
+            con.execute(
+                f"UPDATE {table} SET {column} = "  # noqa: S608  # fixed names
+                f"(SELECT new FROM remap WHERE old = {table}.{column})"
+            )
 
 
 def read_descriptors(database: Path, names: Sequence[str]) -> list[NDArray[np.uint8]]:
@@ -310,7 +347,7 @@ def poisson(
     cloud.normals = o3d.utility.Vector3dVector(normals)
     cloud.colors = o3d.utility.Vector3dVector(colors)
     mesh, density = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(
-        cloud, depth=depth, scale=1.1, linear_fit=False, n_threads=_threads(threads)
+        cloud, depth=depth, scale=1.1, linear_fit=False, n_threads=1
     )
     return (
         np.asarray(mesh.vertices),

@@ -36,6 +36,7 @@ def extract(
             first_octave=-1 if side < config.sift_upsample_below else 0,
             threads=threads,
         )
+    engine.number_images_by_name(database)
 
 
 def sift_size(long_side: int, base: int) -> int:
