@@ -79,11 +79,14 @@ def extract_features(
     max_features: int,
     first_octave: int,
     threads: int | None,
+    mask_dir: Path | None = None,
 ) -> None:
     """SIFT features for ``names`` with a focal prior in ``camera_params`` (f,cx,cy,k)."""
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = "SIMPLE_RADIAL"
     reader.camera_params = camera_params
+    if mask_dir is not None:  # NAME.png masks: features only where white
+        reader.mask_path = str(mask_dir)
     options = pycolmap.FeatureExtractionOptions()
     options.max_image_size = max_image_size
     options.num_threads = _threads(threads)
@@ -138,12 +141,17 @@ def number_images_by_name(database: Path) -> None:
             )
 
 
-def read_descriptors(database: Path, names: Sequence[str]) -> list[NDArray[np.uint8]]:
-    """SIFT descriptors per photo, in the order of ``names``."""
+def read_features(
+    database: Path, names: Sequence[str]
+) -> list[tuple[NDArray[np.float32], NDArray[np.uint8]]]:
+    """Keypoint positions (x, y) and SIFT descriptors per photo, in ``names`` order."""
     with pycolmap.Database.open(database) as db:
         ids = {im.name: im.image_id for im in db.read_all_images()}
         return [
-            np.asarray(db.read_descriptors(ids[name]).data, dtype=np.uint8)
+            (
+                np.asarray(db.read_keypoints(ids[name])[:, :2], dtype=np.float32),
+                np.asarray(db.read_descriptors(ids[name]).data, dtype=np.uint8),
+            )
             for name in names
         ]
 

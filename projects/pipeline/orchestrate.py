@@ -123,7 +123,14 @@ def _reconstruct(request: ReconstructionRequest, run: _Run) -> ReconstructionRes
     total = len(ingested.images)
     database = request.workdir / "database.db"
     with run.stage_of("features"):
-        features.extract(ingested, database, config, threads)
+        masked = features.extract(ingested, database, config, threads)
+        if masked:
+            run.report(
+                1.0,
+                f"still backdrop masked in {len(masked)} photos "
+                f"({sum(masked.values()) / len(masked):.0%} of each on average)",
+                still_backdrop_photos=len(masked),
+            )
     with run.stage_of("matching"):
         matcher = features.Matcher(ingested, database, config, request.workdir, threads)
         matched = matcher.match_planned()
@@ -241,6 +248,7 @@ def _reconstruct(request: ReconstructionRequest, run: _Run) -> ReconstructionRes
         matching=MatchingReport(
             matched.strategy, matched.reason, matched.pairs, matched.verified
         ),
+        still_backdrop_photos=len(masked),
         unplaced_images=tuple(
             UnusableImage(name, why) for name, why in sorted(outcome.unplaced.items())
         ),

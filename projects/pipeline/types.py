@@ -137,6 +137,7 @@ class ReconstructionResult:
     unusable_images: tuple[UnusableImage, ...]
     warnings: tuple[str, ...]
     matching: MatchingReport | None = None
+    still_backdrop_photos: int = 0  # photos whose still backdrop was masked
     unplaced_images: tuple[UnusableImage, ...] = ()  # readable, but not placed
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from projects.pipeline.steps.dense import _level, _TopMean
-from projects.pipeline.steps.pairs import plan_pairs, rescue_pairs
+from projects.pipeline.steps.pairs import moving_features, plan_pairs, rescue_pairs
 
 
 def _photo_descriptors(count: int, seed: int = 0) -> tuple[list[np.ndarray], list[int]]:
@@ -63,6 +63,19 @@ def test_rescue_offers_unmatched_candidates_in_similarity_order() -> None:
     assert len(extra) == 29 - sum(1 for a, b in plan.pairs if 7 in (a, b))
     assert all(7 in pair for pair in extra)
     assert not set(extra) & set(plan.pairs)
+
+
+def test_keypoints_of_a_still_backdrop_are_told_apart() -> None:
+    rng = np.random.default_rng(6)
+    backdrop = rng.uniform(0, 1000, (400, 2)).astype(np.float32)
+    photos = [
+        np.concatenate([backdrop, rng.uniform(0, 1000, (400, 2)).astype(np.float32)])
+        for _ in range(20)
+    ]
+    moving = moving_features(photos)
+    for keep in moving:
+        assert not keep[:400].any()  # the backdrop sits still in every photo
+        assert keep[400:].mean() > 0.97  # the object's keypoints move
 
 
 def test_top_mean_is_the_mean_of_the_best_scores() -> None:

@@ -8,16 +8,23 @@ from pathlib import Path
 
 from projects.pipeline import engine
 from projects.pipeline.presets import PresetConfig
-from projects.pipeline.steps import pairs
+from projects.pipeline.steps import backdrop, pairs
 from projects.pipeline.steps.ingest import IngestResult
 
 
 def extract(
     ingested: IngestResult, database: Path, config: PresetConfig, threads: int | None
-) -> None:
-    """One extraction call per camera group, so each group gets its own focal prior."""
+) -> dict[str, float]:
+    """One extraction call per camera group, so each group gets its own focal prior.
+
+    Returns the photos whose still backdrop was masked, with the masked share.
+    """
     if database.exists():
         database.unlink()
+    mask_dir = database.parent / "masks"
+    masked = backdrop.still_masks(
+        ingested.image_dir, [im.name for im in ingested.images], mask_dir
+    )
     by_key = sorted(ingested.images, key=lambda im: im.camera_key)
     for _, group_iter in groupby(by_key, key=lambda im: im.camera_key):
         group = list(group_iter)
@@ -35,8 +42,10 @@ def extract(
             max_features=config.sift_max_features,
             first_octave=-1 if side < config.sift_upsample_below else 0,
             threads=threads,
+            mask_dir=mask_dir if masked else None,
         )
     engine.number_images_by_name(database)
+    return masked
 
 
 def sift_size(long_side: int, base: int) -> int:
@@ -75,8 +84,10 @@ class Matcher:
     ) -> None:
         self.names = [im.name for im in ingested.images]
         self.database, self.workdir, self.threads = database, workdir, threads
+        found = engine.read_features(database, self.names)
         self.plan = pairs.plan_pairs(
-            engine.read_descriptors(database, self.names),
+            [desc for _, desc in found],
+            positions=[xy for xy, _ in found],
             neighbours=config.retrieval_neighbours,
             orders=_capture_orders(ingested),
         )

@@ -79,6 +79,30 @@ def vlad_vectors(descriptors: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32
     return flat
 
 
+def moving_features(
+    positions: Sequence[NDArray[np.float32]], cell: float = 2.0
+) -> list[NDArray[np.bool_]]:
+    """Per photo, which keypoints are not part of a still backdrop.
+
+    A keypoint whose position (to ``cell`` pixels) holds a keypoint in at least
+    a quarter of the photos (one ring of a tilting rig) sits on something that never moved relative to the
+    camera: a rig's backdrop, a watermark, dust on the lens. Left in, it makes
+    every photo look like every other; on a moving camera such cells are
+    occupied by chance in a few percent of the photos at most.
+    """
+    cells = [np.unique(np.floor(p / cell).astype(np.int64), axis=0) for p in positions]
+    keys = [c[:, 0] * 1_000_003 + c[:, 1] for c in cells]
+    pooled, counts = (
+        np.unique(np.concatenate(keys), return_counts=True) if keys else ([], [])
+    )
+    still = pooled[(counts * 4 >= len(positions)) & (counts >= 3)]
+    out = []
+    for p in positions:
+        c = np.floor(p / cell).astype(np.int64)
+        out.append(~np.isin(c[:, 0] * 1_000_003 + c[:, 1], still))
+    return out
+
+
 def ranked_neighbours(vectors: NDArray[np.float32]) -> NDArray[np.intp]:
     """Per photo, all other photos ordered by similarity (ties by index)."""
     sim = vectors @ vectors.T
@@ -101,6 +125,7 @@ def plan_pairs(
     descriptors: Sequence[NDArray[np.uint8]],
     *,
     neighbours: int,
+    positions: Sequence[NDArray[np.float32]] | None = None,
     orders: Sequence[Sequence[int]] = (),
     order_window: int = 2,
 ) -> PairPlan:
@@ -114,6 +139,9 @@ def plan_pairs(
             tuple(exhaustive_pairs(count)),
             np.zeros((count, 0), np.intp),  # nothing left to rescue with
         )
+    if positions is not None and len(positions) >= 4:
+        keep = moving_features(positions)
+        descriptors = [d[k] for d, k in zip(descriptors, keep, strict=True)]
     ranked = ranked_neighbours(vlad_vectors(descriptors))
     pairs: set[Pair] = set()
     for a in range(count):
