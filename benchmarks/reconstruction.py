@@ -12,7 +12,9 @@ number of photos (60, 130, 250, 500).
 Sets: ring48/ring108 (ring order, as before), holed48 (a statuette with a
 through-hole and a plinth), shuffled60 (Fibonacci path, file names in random
 order), fib130 (OpenScan's default path, nearest-neighbour order), still36
-(a textured backdrop that stays still while the object turns), mixed48 (two
+(a textured backdrop that stays still while the object turns), stillfib80
+(the same on a Fibonacci path in random file order, as on an OpenScan Mini),
+mixed48 (two
 camera bodies), dslr66 (hand-held 12 MP "DSLR" photos with Canon-style EXIF)
 and monstree (23 real iPhone 7 photos from ../shared/data; no ground truth).
 
@@ -60,6 +62,19 @@ SETS: dict[str, tuple[int, int, int, dict[str, Any]]] = {
         {"supersample": 1, "path": "fibonacci", "turntable": False},
     ),
     "still36": (36, 1024, 768, {"supersample": 1, "backdrop": "still"}),
+    # OpenScan Mini: camera and backdrop still, the object turned on two axes.
+    "stillfib80": (
+        80,
+        1024,
+        768,
+        {
+            "supersample": 1,
+            "path": "fibonacci",
+            "order": "shuffled",
+            "backdrop": "still",
+            "turntable": False,
+        },
+    ),
     "mixed48": (48, 1024, 768, {"supersample": 1, "mixed_cameras": True}),
     "dslr66": (
         66,
@@ -71,7 +86,9 @@ SETS: dict[str, tuple[int, int, int, dict[str, Any]]] = {
 # name: (set it is made from, long side): the same photos upsampled to 12 MP,
 # for memory and time at the sizes phones and DSLRs send.
 UPSCALED = {"fib130_12mp": ("fib130", 4000)}
-DEFAULT_SETS = "ring48,holed48,shuffled60,fib130,still36,mixed48,dslr66,monstree"
+DEFAULT_SETS = (
+    "ring48,holed48,shuffled60,fib130,still36,stillfib80,mixed48,dslr66,monstree"
+)
 
 
 def _upscale(source: Path, target: Path, long_side: int) -> None:
