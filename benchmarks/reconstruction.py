@@ -85,7 +85,15 @@ SETS: dict[str, tuple[int, int, int, dict[str, Any]]] = {
 }
 # name: (set it is made from, long side): the same photos upsampled to 12 MP,
 # for memory and time at the sizes phones and DSLRs send.
-UPSCALED = {"fib130_12mp": ("fib130", 4000)}
+UPSCALED = {"fib130_12mp": ("fib130", 4000), "fib500_12mp": ("scale500", 4000)}
+# The pair curve: OpenScan's path at 640x480, 60 to 500 photos.
+for _count in (60, 130, 250, 500):
+    SETS[f"scale{_count}"] = (
+        _count,
+        640,
+        480,
+        {"supersample": 1, "path": "fibonacci", "turntable": False},
+    )
 DEFAULT_SETS = (
     "ring48,holed48,shuffled60,fib130,still36,stillfib80,mixed48,dslr66,monstree"
 )
@@ -240,12 +248,9 @@ def scaling(root: Path, counts: tuple[int, ...] = (60, 130, 250, 500)) -> None:
     )
     print("|---|---|---|---|---|")
     for count in counts:
-        spec = spec_for(
-            count, 640, 480, supersample=1, path="fibonacci", turntable=False
-        )
-        set_dir = generate(root / f"scale{count}", spec)
+        images, _ = _images_for(f"scale{count}", root)
         work = root / f"scale{count}_work"
-        paths = tuple(sorted((set_dir / "images").iterdir()))
+        paths = tuple(sorted(images.iterdir()))
         ingested = ingest.ingest(paths, work, max_pixels=40_000_000, max_images=500)
         database = work / "database.db"
         features.extract(ingested, database, config, None)

@@ -94,3 +94,38 @@ def test_half_resolution_level_keeps_pixel_centres() -> None:
     small, ks = _level(gray, 0.5, k)
     assert small.shape == (240, 320)
     np.testing.assert_allclose(ks[:2, :], [[250, 0, 159.5], [0, 250, 119.5]])
+
+
+def test_spread_cameras_cover_the_ring_whatever_the_file_order() -> None:
+    from projects.pipeline.engine import SparseCamera, SparseModel
+    from projects.pipeline.steps.sparse import spread_cameras
+
+    angles = np.random.default_rng(8).permutation(
+        np.linspace(0, 2 * np.pi, 60, endpoint=False)
+    )
+    cameras = tuple(
+        SparseCamera(
+            name=f"IMG_{i:04d}.jpg",
+            width=640,
+            height=480,
+            K=np.eye(3),
+            radial=0.0,
+            R=np.eye(3),
+            t=-np.array([np.cos(a), np.sin(a), 0.0]),
+        )
+        for i, a in enumerate(angles)
+    )
+    model = SparseModel(
+        cameras,
+        np.zeros((0, 3)),
+        np.zeros((0, 3), np.uint8),
+        np.zeros(0, np.int32),
+        np.zeros(0),
+        (),
+        0.0,
+    )
+    chosen = spread_cameras(model, 12)
+    assert len(chosen) == 12
+    picked = np.sort(angles[chosen])
+    gaps = np.diff(np.concatenate([picked, picked[:1] + 2 * np.pi]))
+    assert gaps.max() < 2 * (2 * np.pi / 12)  # no side of the object left out

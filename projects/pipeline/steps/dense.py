@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from projects.pipeline.engine import SparseModel
+from projects.pipeline.steps.sparse import spread_cameras
 
 F32 = NDArray[np.float32]
 
@@ -444,11 +445,9 @@ def densify(
         view.neighbours, view.depth_range = nbs, rng
     todo = [i for i, v in enumerate(views) if v.neighbours]
     if 0 < cfg.max_views < len(todo):
-        # Large sets: depth maps for evenly spread views (capture order) only;
+        # Large sets: depth maps for views spread around the object only;
         # every photo still serves as a neighbour for photo-consistency.
-        todo = sorted(
-            {todo[round(k * len(todo) / cfg.max_views)] for k in range(cfg.max_views)}
-        )
+        todo = spread_cameras(model, cfg.max_views, among=todo)
         allowed = np.zeros(len(views), bool)
         allowed[todo] = True
         checks, _ = _select_neighbours(model, cfg.neighbours, allowed)

@@ -155,3 +155,21 @@ def apply_transform(
         for c in model.cameras
     )
     return replace(model, cameras=cameras, points=model.points @ rot.T + trans)
+
+
+def spread_cameras(
+    model: SparseModel, limit: int, among: Sequence[int] = ()
+) -> list[int]:
+    """Up to ``limit`` photos spread evenly around the object (farthest-point
+    order over the camera centres from the first), independent of file order."""
+    pool = list(among) or list(range(len(model.cameras)))
+    if len(pool) <= limit:
+        return pool
+    centres = np.array([model.cameras[i].centre for i in pool])
+    chosen = [0]
+    dist = np.linalg.norm(centres - centres[0], axis=1)
+    while len(chosen) < limit:
+        nxt = int(np.argmax(dist))
+        chosen.append(nxt)
+        dist = np.minimum(dist, np.linalg.norm(centres - centres[nxt], axis=1))
+    return sorted(pool[i] for i in chosen)

@@ -18,6 +18,7 @@ from projects.pipeline import engine
 from projects.pipeline.engine import SparseModel
 from projects.pipeline.steps.atlas import build_atlas, rasterize
 from projects.pipeline.steps.mesh import Mesh
+from projects.pipeline.steps.sparse import spread_cameras
 
 MAX_TEXTURE_PHOTOS = 36
 BLEND_PHOTOS = 3
@@ -32,22 +33,6 @@ class TexturedMesh:
     ]  # per vertex in [0, 1], origin at the image's top-left (glTF)
     texture: NDArray[np.uint8]  # H x W x 3 RGB
     coverage: float  # share of texels that some photo saw
-
-
-def _photo_subset(model: SparseModel, limit: int) -> list[int]:
-    """Photos spread around the object (farthest-point order over the camera
-    centres, so file order does not matter); blending more adds time, not detail."""
-    n = len(model.cameras)
-    if n <= limit:
-        return list(range(n))
-    centres = np.array([c.centre for c in model.cameras])
-    chosen = [0]
-    dist = np.linalg.norm(centres - centres[0], axis=1)
-    while len(chosen) < limit:
-        nxt = int(np.argmax(dist))
-        chosen.append(nxt)
-        dist = np.minimum(dist, np.linalg.norm(centres - centres[nxt], axis=1))
-    return sorted(chosen)
 
 
 def _exposure_gains(
@@ -148,7 +133,7 @@ def texture_mesh(
     tri = atlas.vertices[atlas.faces]
     normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
-    chosen = _photo_subset(model, MAX_TEXTURE_PHOTOS)
+    chosen = spread_cameras(model, MAX_TEXTURE_PHOTOS)
     centres = [model.cameras[i].centre for i in chosen]
     visibility = engine.visible_faces(atlas.vertices, atlas.faces, centres)
     centroids = tri.mean(axis=1)
