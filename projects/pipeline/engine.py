@@ -10,7 +10,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +50,7 @@ class SparseModel:
     errors: FloatArray
     visibility: tuple[NDArray[np.int32], ...]  # per point: indices into cameras
     mean_reprojection_error: float
+    other_models: tuple[tuple[str, ...], ...] = ()  # photo names of smaller models
 
 
 def versions() -> dict[str, str]:
@@ -251,7 +252,10 @@ def map_incremental(
         options.ba_global_max_refinements = 2
         options.ba_global_max_num_iterations = 30
         options.ba_local_max_num_iterations = 15
-    options.multiple_models = False
+    # When the first initial pair leads nowhere (it happens on object-centred
+    # sets), the mapper tries other pairs and builds further models; the
+    # largest is kept and the photos of the others are reported.
+    options.multiple_models = True
     options.random_seed = 1
     options.mapper.random_seed = 1
     options.triangulation.random_seed = 1
@@ -273,10 +277,14 @@ def map_incremental(
         ) from exc
     if not models:
         return None
-    best = max(models.values(), key=lambda r: r.num_reg_images())
+    ranked = sorted(models.values(), key=lambda r: -r.num_reg_images())
+    best = ranked[0]
+    groups = tuple(
+        tuple(sorted(r.images[i].name for i in r.reg_image_ids())) for r in ranked[1:]
+    )
     kept.mkdir(exist_ok=True)
     best.write(kept)
-    return _to_sparse(best)
+    return replace(_to_sparse(best), other_models=groups)
 
 
 def _to_sparse(rec: pycolmap.Reconstruction) -> SparseModel:

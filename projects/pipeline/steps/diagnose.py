@@ -36,8 +36,10 @@ def explain_unplaced(
     image_dir: Path,
     keypoints: dict[str, int],
     inliers: dict[tuple[str, str], int],
+    other_models: Sequence[Sequence[str]] = (),
 ) -> dict[str, str]:
     """A reason per unplaced photo name."""
+    separate = {name: group for group in other_models for name in group}
     looks = {n: _look(image_dir / n) for n in names}
     median_sharp = float(np.median([s for _, s in looks.values()])) or 1.0
     median_bright = float(np.median([b for b, _ in looks.values()])) or 1.0
@@ -63,7 +65,13 @@ def explain_unplaced(
                 f"only {kp} points of detail were found (the set's median is {median_kp:.0f})"
             )
         count, other = best.get(name, (0, ""))
-        if count < MIN_INLIERS * 2 and reasons:
+        if name in separate:
+            reasons.append(
+                f"it was placed with {len(separate[name]) - 1} other photos in a "
+                "separate model that shares too little with the main one: take "
+                "photos between the two groups"
+            )
+        elif count < MIN_INLIERS * 2 and reasons:
             reasons.append(
                 f"so it shares only {count} matching points with any other photo"
             )

@@ -68,6 +68,7 @@ def reconstruct_sparse(
             image_dir,
             engine.keypoint_counts(database),
             engine.verified_inliers(database),
+            other_models=model.other_models if model else (),
         )
         if unplaced
         else {}
