@@ -198,3 +198,16 @@ def test_schema_and_docs_are_served_without_a_cdn(api_client):
     assert docs.status_code == 200
     html = docs.content.decode()
     assert "swagger-ui" in html and "cdn" not in html.lower() and "//unpkg" not in html
+
+
+def test_a_retried_create_gets_the_same_project_and_one_charge(
+    token_client, private_token
+):
+    # The project name is the retry key (the uploader sends no Idempotency-Key).
+    data = zip_bytes(photo_set(3))
+    first = _create(token_client, data)
+    again = _create(token_client, data)
+    assert again["id"] == first["id"]
+    token = private_token[0]
+    token.refresh_from_db()
+    assert token.credit == 10_000_000_000 - len(data)

@@ -115,3 +115,18 @@ def test_projects_of_a_token_are_one_click_away(admin_client_, private_token):
         f"/admin/tokens/token/{private_token[0].pk}/change/"
     ).content.decode()
     assert f"/admin/projects/project/?token__id__exact={private_token[0].pk}" in page
+
+
+def test_staff_without_change_permission_gets_403_at_the_credit_desk(
+    client, private_token
+):
+    staff = get_user_model().objects.create_user(
+        "clerk", "clerk@example.org", "pw-long-enough-1", is_staff=True
+    )
+    client.force_login(staff)
+    token = private_token[0]
+    r = client.post(
+        f"/admin/tokens/token/{token.pk}/adjust/", {"amount": "5", "reason": "x"}
+    )
+    assert r.status_code == 403
+    assert token.ledger.count() == 1

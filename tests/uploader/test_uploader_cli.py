@@ -404,3 +404,56 @@ def test_rest_bad_token_exits_4(rest_portal, photo_set) -> None:
 
     assert upload(rest_portal, folder, "--api", "rest", token="nope") == cli.EXIT_AUTH
     assert rest_portal.projects == {}
+
+
+@pytest.mark.parametrize(
+    ("progress", "status", "percent"),
+    [
+        ({"stage": "dense", "overall": 0.42}, "processing", 42),
+        ({"stage": "ingest", "overall": 0.0}, "processing", 0),
+        ({"stage": "dense"}, "processing", None),
+        (None, "done", 100),
+    ],
+)
+def test_percent_reads_overall_as_a_fraction(progress, status, percent) -> None:
+    assert cli._percent(progress, status) == percent
+
+
+class _RestStub:
+    def __init__(self, body: dict) -> None:
+        self.body = body
+
+    def project(self, project_id: str) -> dict:
+        return self.body
+
+
+def test_rest_status_finds_the_zip_in_the_downloads_list() -> None:
+    state = {"api": "rest", "project": {"id": "abc", "name": "vase"}}
+    body = {
+        "status": "done",
+        "progress": {"overall": 1.0},
+        "downloads": [
+            {"name": "model.glb", "size": 9, "url": "https://portal/model.glb"},
+            {"name": "result.zip", "size": 9, "url": "https://portal/result.zip"},
+        ],
+    }
+    info = cli.fetch_status(state, wire=None, rest=_RestStub(body))
+    assert info["download"] == "https://portal/result.zip"
+
+
+def test_rest_create_sends_no_idempotency_key(rest_portal, monkeypatch) -> None:
+    # The portal recognises a retried create by its name; no header it ignores.
+    from openscan_upload.client import RestClient
+    from openscan_upload.retry import RetryPolicy
+
+    sent: list[dict] = []
+    original = RestClient._request
+
+    def spy(self, method, url, what, **kwargs):
+        sent.append(kwargs.get("headers") or {})
+        return original(self, method, url, what, **kwargs)
+
+    monkeypatch.setattr(RestClient, "_request", spy)
+    client = RestClient(rest_portal.url, rest_portal.token, RetryPolicy())
+    client.create_project("vase.zip", photos=4, filesize=10, parts=1)
+    assert [h for h in sent if "Idempotency-Key" in h] == []

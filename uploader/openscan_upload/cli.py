@@ -1008,11 +1008,14 @@ def fetch_status(
     """The project's status in one shape for both APIs."""
     if state.get("api") == "rest" and rest is not None and state["project"].get("id"):
         body = rest.project(state["project"]["id"])
-        downloads = (
-            body.get("downloads") if isinstance(body.get("downloads"), dict) else {}
-        )
+        # ``downloads`` is a list of {"name", "size", "url"}; the zip is the result.
+        downloads = body.get("downloads")
         link = body.get("result_url") or next(
-            (value for value in downloads.values() if isinstance(value, str) and value),
+            (
+                item["url"]
+                for item in downloads or ()
+                if isinstance(item, dict) and item.get("name") == "result.zip"
+            ),
             "",
         )
         return {
@@ -1133,25 +1136,14 @@ def follow(
 
 
 def _percent(progress: Any, status: str) -> int | None:
+    """Whole percent from the portal's progress: ``overall`` is a 0-1 fraction."""
     if status in DONE_STATUSES:
         return 100
-    if isinstance(progress, (int, float)):
-        value = float(progress)
-    elif isinstance(progress, dict):
-        value = None
-        for key in ("percent", "percentage", "overall"):
-            if isinstance(progress.get(key), (int, float)):
-                value = float(progress[key])
-                break
-        if value is None and isinstance(progress.get("fraction"), (int, float)):
-            value = 100 * float(progress["fraction"])
-        if value is None:
-            return None
-    else:
+    if isinstance(progress, dict):
+        progress = progress.get("overall")
+    if not isinstance(progress, (int, float)):
         return None
-    if 0 < value <= 1 and not isinstance(progress, dict):
-        value *= 100
-    return max(0, min(100, int(value)))
+    return max(0, min(100, int(100 * float(progress))))
 
 
 def fetch_result(

@@ -427,9 +427,8 @@ class RestClient(_Http):
             "POST",
             "api/v1/projects/",
             "creating the project",
+            # No Idempotency-Key: the portal recognises a retried create by its name.
             json=payload,
-            # Lets a server recognise a retried create after a lost answer.
-            headers={"Idempotency-Key": name},
         )
         body = json_body(response, "creating the project")
         if not body.get("id") or not isinstance(body.get("parts"), list):
