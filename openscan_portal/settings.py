@@ -203,6 +203,9 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 OPENSCAN_JOB_TIMEOUT_SECONDS = env.int("OPENSCAN_JOB_TIMEOUT_SECONDS", default=3600)
+# Peak memory of one reconstruction's child process (MiB; 0: no limit). Above it
+# the child is stopped and the project fails as out_of_memory.
+OPENSCAN_JOB_MEMORY_LIMIT_MB = env.int("OPENSCAN_JOB_MEMORY_LIMIT_MB", default=12288)
 OPENSCAN_JOB_MAX_ATTEMPTS = env.int("OPENSCAN_JOB_MAX_ATTEMPTS", default=3)
 OPENSCAN_HEARTBEAT_STALE_SECONDS = env.int(
     "OPENSCAN_HEARTBEAT_STALE_SECONDS", default=120

@@ -118,3 +118,29 @@ def test_the_configured_proxy_is_trusted_for_https():
         )
         assert r.status_code == 200
         assert r.json()["schema"] == f"https://{base[7:]}/api/schema/"
+
+
+def test_reconstruct_runs_from_a_checkout_without_any_variable(tmp_path):
+    # given: no DJANGO_SECRET_KEY, no DJANGO_DEBUG, an empty photo folder
+    env = _prod_env()
+    env.pop("DJANGO_SECRET_KEY")
+    (tmp_path / "photos").mkdir()
+    # when
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "reconstruct",
+            str(tmp_path / "photos"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # then: the pipeline itself answers (no photos), not the settings
+    assert "Set DJANGO_SECRET_KEY" not in result.stderr
+    assert "No photos were found" in result.stdout + result.stderr

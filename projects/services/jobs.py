@@ -284,6 +284,7 @@ def job_run(*, project: Project) -> None:
             result = run_isolated(
                 request,
                 time_limit_s=settings.OPENSCAN_JOB_TIMEOUT_SECONDS,
+                memory_limit_bytes=settings.OPENSCAN_JOB_MEMORY_LIMIT_MB * 2**20 or None,
                 on_progress=recorder.on_progress,
                 cancel_event=recorder.cancel,
             )

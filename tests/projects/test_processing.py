@@ -112,6 +112,21 @@ def test_a_job_over_its_time_limit_fails_with_time_limit(
     ).name  # the row stays for the ledger and the page
 
 
+def test_a_job_over_its_memory_limit_fails_with_out_of_memory_in_words(
+    private_token, turntable_zip, settings
+):
+    settings.OPENSCAN_JOB_MEMORY_LIMIT_MB = 150
+    token, _ = private_token
+    project = queue_project(token, turntable_zip, name="big.zip")
+
+    jobs.job_run_next()
+
+    project.refresh_from_db()
+    assert project.status == "failed"
+    assert project.error_code == "out_of_memory"
+    assert "more memory" in project.error
+
+
 def test_cancelling_a_running_job_stops_the_engine(private_token, turntable_zip):
     import threading
     import time
