@@ -95,36 +95,29 @@ def test_photos_that_cannot_be_placed_fail_in_words_with_a_refund(private_token)
     )
 
 
-def test_a_job_over_its_time_limit_fails_with_time_limit(
-    private_token, turntable_zip, settings
+@pytest.mark.parametrize(
+    ("setting", "value", "code", "words"),
+    [
+        ("OPENSCAN_JOB_TIMEOUT_SECONDS", 3, "time_limit", "time limit"),
+        ("OPENSCAN_JOB_MEMORY_LIMIT_MB", 150, "out_of_memory", "more memory"),
+    ],
+)
+def test_a_job_over_its_limit_fails_in_words(
+    private_token, turntable_zip, settings, setting, value, code, words
 ):
-    settings.OPENSCAN_JOB_TIMEOUT_SECONDS = 3
+    setattr(settings, setting, value)
     token, _ = private_token
-    project = queue_project(token, turntable_zip, name="slow.zip")
-
-    jobs.job_run_next()
-
-    project.refresh_from_db()
-    assert project.status == "failed" and project.error_code == "time_limit"
-    assert "time limit" in project.error.lower()
-    assert Path(
-        project.storage_prefix
-    ).name  # the row stays for the ledger and the page
-
-
-def test_a_job_over_its_memory_limit_fails_with_out_of_memory_in_words(
-    private_token, turntable_zip, settings
-):
-    settings.OPENSCAN_JOB_MEMORY_LIMIT_MB = 150
-    token, _ = private_token
-    project = queue_project(token, turntable_zip, name="big.zip")
+    project = queue_project(token, turntable_zip, name="heavy.zip")
 
     jobs.job_run_next()
 
     project.refresh_from_db()
     assert project.status == "failed"
-    assert project.error_code == "out_of_memory"
-    assert "more memory" in project.error
+    assert project.error_code == code
+    assert words in project.error.lower()
+    assert Path(
+        project.storage_prefix
+    ).name  # the row stays for the ledger and the page
 
 
 def test_cancelling_a_running_job_stops_the_engine(private_token, turntable_zip):
