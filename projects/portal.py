@@ -24,7 +24,8 @@ VIEWER_FILES = {
     "thumbnail.png": "image/png",
 }
 PHOTO_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
-_PHOTO_NAME = re.compile(r"^[^/\\\x00-\x1f]{1,200}$")
+# A photo's name in the user's zip: a member path, never used as a file path here.
+_PHOTO_NAME = re.compile(r"^[^\\\x00-\x1f]{1,500}$")
 
 # What a failure means and what to try next, by ``Project.error_code``.
 FAILURE_ADVICE = {
@@ -104,11 +105,12 @@ def viewer_file_open(*, project: Project, name: str) -> tuple[IO[bytes], str]:
 def project_photo_read(
     *, project: Project, name: str, max_bytes: int = 64_000_000
 ) -> tuple[bytes, str]:
-    """The bytes of one source photo, found by its base name in the project's input zip.
+    """The bytes of one source photo, found by its name in the project's input zip.
 
-    Names come from cameras.json, which lists photos by their base name; the
-    zip entry is matched on its base name too, so a set zipped inside a folder
-    works. Http404 for anything that is not a photo of this project.
+    Names come from cameras.json's ``source``: the member's path in the zip the
+    user sent, whatever ingest renamed the photo to. Results made before it was
+    written name the base name only, so that still matches a member's base name.
+    Http404 for anything that is not a photo of this project.
     """
     suffix = PurePosixPath(name).suffix.lower()
     if (
@@ -122,9 +124,15 @@ def project_photo_read(
             default_storage.open(project.input_path, "rb") as fh,
             zipfile.ZipFile(fh) as zf,
         ):
-            for info in zf.infolist():
-                if info.is_dir() or PurePosixPath(info.filename).name != name:
-                    continue
+            members = [info for info in zf.infolist() if not info.is_dir()]
+            info = next(
+                (m for m in members if m.filename == name),
+                next(
+                    (m for m in members if PurePosixPath(m.filename).name == name),
+                    None,
+                ),
+            )
+            if info is not None:
                 if info.file_size > max_bytes:
                     raise Http404("This photo is too large to show here.")
                 return zf.read(info), PHOTO_TYPES[suffix]

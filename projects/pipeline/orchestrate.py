@@ -118,6 +118,7 @@ def _reconstruct(request: ReconstructionRequest, run: _Run) -> ReconstructionRes
             request.workdir,
             max_pixels=request.max_image_pixels,
             max_images=request.max_images,
+            sources=request.sources,
         )
         run.report(1.0, images=len(ingested.images), unusable=len(ingested.unusable))
     total = len(ingested.images)
@@ -224,6 +225,7 @@ def _reconstruct(request: ReconstructionRequest, run: _Run) -> ReconstructionRes
             colors=obj.colors,
             model=model,
             image_dir=ingested.image_dir,
+            sources={im.name: im.source for im in ingested.images},
         )
     result = ReconstructionResult(
         outputs=outputs,

@@ -64,6 +64,9 @@ class ReconstructionRequest:
     texture_size: int = 2048
     preview_max_faces: int = 60_000
     threads: int | None = None
+    # Each photo's name in the user's folder or zip, in ``images`` order; empty:
+    # the files' own names. cameras.json carries it so the portal finds the photo.
+    sources: tuple[str, ...] = ()
 
     @classmethod
     def from_input_path(

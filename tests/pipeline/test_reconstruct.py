@@ -96,6 +96,8 @@ def test_cameras_json_lists_every_registered_photo(
     assert len(doc["cameras"]) == 32
     first = doc["cameras"][0]
     assert first["name"] == "IMG_0000.jpg"
+    assert first["source"] == "IMG_0000.jpg"
+    assert np.array(first["gltf_camera_to_world"]).shape == (4, 4)
     rotation = np.array(first["rotation"])
     assert np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-6)
     assert {"fx", "fy", "cx", "cy", "width", "height"} <= set(first["intrinsics"])

@@ -223,7 +223,7 @@ def test_viewer_files_are_a_fixed_list(make_person, name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["IMG_9999.jpg", "notes.txt", "..%2F..%2Fsecret.jpg", "set%2FIMG_0001.jpg"]
+    "name", ["IMG_9999.jpg", "notes.txt", "..%2F..%2Fsecret.jpg", "other%2FIMG_0001.jpg"]
 )
 def test_photo_names_are_checked(make_person, name: str) -> None:
     owner, token = make_person()
@@ -443,3 +443,23 @@ def test_account_without_token_is_sent_to_token_page(client: Client) -> None:
 
     assert client.get(reverse("projects:new")).url == reverse("tokens:detail")
     assert "No token yet" in client.get(reverse("tokens:detail")).content.decode()
+
+
+def test_a_photo_renamed_by_ingest_opens_by_its_name_in_the_zip(make_person) -> None:
+    # given: two photos with the same name in two folders, as cameras.json names them
+    owner, token = make_person()
+    project = _done_project(token)
+    photos = io.BytesIO()
+    with zipfile.ZipFile(photos, "w") as zf:
+        zf.writestr("left/IMG 1.jpg", jpeg_bytes(seed=1))
+        zf.writestr("right/IMG 1.jpg", jpeg_bytes(seed=2))
+    default_storage.delete(project.input_path)
+    default_storage.save(project.input_path, ContentFile(photos.getvalue()))
+    url = reverse(
+        "projects:photo", kwargs={"project_id": project.id, "name": "right/IMG 1.jpg"}
+    )
+    # when
+    photo = owner.get(url)
+    # then
+    assert photo.status_code == 200
+    assert photo.content == jpeg_bytes(seed=2)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import shutil
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import cv2
@@ -69,7 +71,10 @@ def write_points(
     trimesh.PointCloud(points, colors=rgba).export(path)
 
 
-def cameras_document(model: SparseModel) -> dict[str, Any]:
+def cameras_document(
+    model: SparseModel, sources: Mapping[str, str] = MappingProxyType({})
+) -> dict[str, Any]:
+    """``name`` is the stored photo, ``source`` its name in the user's upload."""
     cams = []
     for cam in model.cameras:
         # glTF cameras look down -Z with +Y up; COLMAP's look down +Z with +Y down.
@@ -79,6 +84,7 @@ def cameras_document(model: SparseModel) -> dict[str, Any]:
         cams.append(
             {
                 "name": cam.name,
+                "source": sources.get(cam.name, cam.name),
                 "centre": cam.centre.round(6).tolist(),
                 "rotation": cam.R.round(8).tolist(),
                 "translation": cam.t.round(6).tolist(),
@@ -137,6 +143,7 @@ def export_all(
     colors: NDArray[np.float64],
     model: SparseModel,
     image_dir: Path,
+    sources: Mapping[str, str] = MappingProxyType({}),
 ) -> ReconstructionOutputs:
     """Write every output except report.json (written last by the caller)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -148,7 +155,7 @@ def export_all(
     Image.fromarray(mesh.texture).save(out_dir / TEXTURE_NAME, quality=92)
     write_obj(mesh, out_dir)
     write_points(points, colors, out_dir / "points.ply")
-    (out_dir / "cameras.json").write_text(json.dumps(cameras_document(model), indent=1))
+    (out_dir / "cameras.json").write_text(json.dumps(cameras_document(model, sources), indent=1))
     write_thumbnail(model, image_dir, out_dir / "thumbnail.png")
     return ReconstructionOutputs(
         glb=out_dir / "model.glb",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import shutil
@@ -54,6 +55,7 @@ class IngestedImage:
     focal_source: str  # "exif_35mm", "exif_sensor", "sensor_table" or "default"
     camera_key: str  # photos sharing it share one intrinsics block
     captured_at: str = ""  # EXIF DateTimeOriginal + sub-seconds, "" when absent
+    source: str = ""  # the name in the user's folder or zip; ``name`` is ours
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +76,22 @@ def _safe_name(name: str) -> str:
 
 def collect_input(input_path: Path, extract_dir: Path) -> tuple[Path, ...]:
     """Photo paths from a directory (sorted, non-recursive) or a zip (flattened)."""
+    return tuple(path for path, _ in collect_named_input(input_path, extract_dir))
+
+
+def collect_named_input(
+    input_path: Path, extract_dir: Path
+) -> tuple[tuple[Path, str], ...]:
+    """(path, name in the user's folder or zip) per photo, as ``collect_input``.
+
+    The name is the zip member's full path, so the portal can find the photo in
+    the archive again after extraction renamed it.
+    """
     if input_path.is_dir():
         return tuple(
-            sorted(
-                p
-                for p in input_path.iterdir()
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
+            (p, p.name)
+            for p in sorted(input_path.iterdir())
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
         )
     if not zipfile.is_zipfile(input_path):
         raise PipelineError(
@@ -88,7 +99,7 @@ def collect_input(input_path: Path, extract_dir: Path) -> tuple[Path, ...]:
             f"{input_path.name} is neither a folder nor a zip file of photos.",
         )
     extract_dir.mkdir(parents=True, exist_ok=True)
-    out: list[Path] = []
+    out: list[tuple[Path, str]] = []
     seen: set[str] = set()
     with zipfile.ZipFile(input_path) as archive:
         members = [
@@ -110,7 +121,7 @@ def collect_input(input_path: Path, extract_dir: Path) -> tuple[Path, ...]:
             target = extract_dir / name
             with archive.open(member) as src, target.open("wb") as dst:
                 shutil.copyfileobj(src, dst)
-            out.append(target)
+            out.append((target, member.filename))
     return tuple(out)
 
 
@@ -173,9 +184,18 @@ def _ingest_one(
 
 
 def ingest(
-    paths: tuple[Path, ...], workdir: Path, *, max_pixels: int, max_images: int
+    paths: tuple[Path, ...],
+    workdir: Path,
+    *,
+    max_pixels: int,
+    max_images: int,
+    sources: tuple[str, ...] = (),
 ) -> IngestResult:
-    """Check every photo and write upright copies into ``workdir/images``."""
+    """Check every photo and write upright copies into ``workdir/images``.
+
+    ``sources`` are the photos' names in the user's upload, in ``paths`` order
+    (default: the files' own names); each ingested image keeps its own.
+    """
     if not paths:
         raise PipelineError("no_images", "No photos were found in the upload.")
     if len(paths) > max_images:
@@ -190,7 +210,8 @@ def ingest(
     good: list[IngestedImage] = []
     bad: list[UnusableImage] = []
     used: set[str] = set()
-    for path in paths:
+    for index, path in enumerate(paths):
+        source = sources[index] if index < len(sources) else path.name
         stem = _safe_name(path.stem)
         name = (
             f"{stem}.jpg"
@@ -200,7 +221,8 @@ def ingest(
         while name.lower() in used:
             name = f"{len(used)}_{name}"
         try:
-            good.append(_ingest_one(path, image_dir, name, max_pixels))
+            image = _ingest_one(path, image_dir, name, max_pixels)
+            good.append(dataclasses.replace(image, source=source))
             used.add(name.lower())
         except (
             UnidentifiedImageError,
