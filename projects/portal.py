@@ -14,15 +14,10 @@ from django.core.files.storage import default_storage
 from django.http import Http404
 
 from projects.models import Project
+from projects.pipeline.types import RESULT_FILES
 
 # Result files the viewer may fetch, and their content types.
-VIEWER_FILES = {
-    "model_preview.glb": "model/gltf-binary",
-    "model.glb": "model/gltf-binary",
-    "cameras.json": "application/json",
-    "points.ply": "application/octet-stream",
-    "thumbnail.png": "image/png",
-}
+VIEWER_FILES = {f.name: f.media_type for f in RESULT_FILES if f.in_viewer}
 PHOTO_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 # A photo's name in the user's zip: a member path, never used as a file path here.
 _PHOTO_NAME = re.compile(r"^[^\\\x00-\x1f]{1,500}$")

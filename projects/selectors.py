@@ -8,6 +8,7 @@ from django.http import Http404
 
 from projects import links
 from projects.models import Project
+from projects.pipeline.types import ARCHIVE_NAME, RESULT_FILES
 from tokens.models import Token
 
 # The strings OpenScanCloud clients know; they stop polling on the last three.
@@ -107,19 +108,6 @@ def queue_estimate_seconds(*, ahead: int) -> int:
 
 
 # Result files in the order pages and mails list them (JSON keys have no stable order).
-RESULT_FILES = (
-    "result.zip",
-    "model.glb",
-    "model_preview.glb",
-    "model.obj",
-    "model.mtl",
-    "texture.png",
-    "texture.jpg",
-    "points.ply",
-    "cameras.json",
-    "report.json",
-    "thumbnail.png",
-)
 
 
 def project_downloads(
@@ -129,7 +117,7 @@ def project_downloads(
     if project.status != Project.Status.DONE or not project.result_path:
         return []
     stored: dict[str, int] = project.progress.get("files", {})
-    files = {name: stored[name] for name in RESULT_FILES if name in stored}
+    files = {f.name: stored[f.name] for f in RESULT_FILES if f.name in stored}
     return [
         {
             "name": name,
@@ -144,6 +132,11 @@ def project_downloads(
         }
         for name, size in files.items()
     ]
+
+
+def downloads_archive_url(downloads: list[dict[str, object]]) -> str:
+    """The link to result.zip among ``project_downloads``; "" when not there."""
+    return next((str(d["url"]) for d in downloads if d["name"] == ARCHIVE_NAME), "")
 
 
 def project_get_shared(*, share_key: str) -> Project:

@@ -33,6 +33,7 @@ from openscan_portal.parsing import ascii_int
 from projects import links, selectors, services, storage
 from projects.clients import client_key
 from projects.models import Project
+from projects.pipeline.types import ARCHIVE_NAME, RESULT_MEDIA_TYPES
 from tokens import selectors as token_selectors
 from tokens import services as token_services
 from tokens import throttles
@@ -137,7 +138,7 @@ def _download_link(request: HttpRequest, project: Project) -> str:
     path = links.download_path(
         project_id=project.id,
         generation=project.upload_generation,
-        filename="result.zip",
+        filename=ARCHIVE_NAME,
     )
     return links.absolute(request, path)
 
@@ -344,9 +345,7 @@ def download(request: HttpRequest, signed: str, filename: str) -> HttpResponse:
             return HttpResponseRedirect(url)
     elif storage.storage_kind() != "local":
         # Answer HEAD from the metadata: opening a remote file would fetch it all.
-        response = HttpResponse(
-            content_type="application/zip" if filename.endswith(".zip") else None
-        )
+        response = HttpResponse(content_type=RESULT_MEDIA_TYPES[filename])
         response["Content-Length"] = str(default_storage.size(name))
         response["Content-Disposition"] = content_disposition_header(
             True, download_name

@@ -5,6 +5,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -46,3 +48,18 @@ def test_reconstruct_is_still_the_public_entry_point():
     from projects.pipeline import orchestrate
 
     assert projects.pipeline.reconstruct is orchestrate.reconstruct
+
+
+def test_the_output_contract_feeds_the_archive_viewer_and_download_links():
+    from django.urls import NoReverseMatch, reverse
+
+    from projects import portal
+    from projects.pipeline.types import RESULT_FILES
+
+    names = {f.name for f in RESULT_FILES}
+    assert "texture.png" not in names
+    assert set(portal.VIEWER_FILES) == {f.name for f in RESULT_FILES if f.in_viewer}
+    for name in names:
+        reverse("wire:download", kwargs={"signed": "x", "filename": name})
+    with pytest.raises(NoReverseMatch):
+        reverse("wire:download", kwargs={"signed": "x", "filename": "texture.png"})

@@ -59,7 +59,7 @@ def project_output(request: Request, project: Project) -> dict[str, Any]:
     downloads = selectors.project_downloads(
         project=project, base=lambda path: links.absolute(request, path)
     )
-    result_url = next((d["url"] for d in downloads if d["name"] == "result.zip"), "")
+    result_url = selectors.downloads_archive_url(downloads)
     data = {
         "id": project.id,
         "name": project.name,

@@ -10,6 +10,39 @@ from pathlib import Path
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"})
 
 
+@dataclass(frozen=True, slots=True)
+class ResultFile:
+    """One file a finished reconstruction leaves in ``out_dir``."""
+
+    name: str
+    media_type: str
+    in_archive: bool  # packed into result.zip
+    in_viewer: bool  # the portal's 3D viewer may fetch it
+
+
+ARCHIVE_NAME = "result.zip"
+TEXTURE_NAME = "texture.jpg"
+# The output contract: export writes these, the portal stores, lists, serves and
+# links exactly these (selectors, viewer files, the wire download URL pattern).
+RESULT_FILES: tuple[ResultFile, ...] = (
+    ResultFile(ARCHIVE_NAME, "application/zip", in_archive=False, in_viewer=False),
+    ResultFile("model.glb", "model/gltf-binary", in_archive=True, in_viewer=True),
+    ResultFile(
+        "model_preview.glb", "model/gltf-binary", in_archive=True, in_viewer=True
+    ),
+    ResultFile("model.obj", "model/obj", in_archive=True, in_viewer=False),
+    ResultFile("model.mtl", "model/mtl", in_archive=True, in_viewer=False),
+    ResultFile(TEXTURE_NAME, "image/jpeg", in_archive=True, in_viewer=False),
+    ResultFile(
+        "points.ply", "application/octet-stream", in_archive=True, in_viewer=True
+    ),
+    ResultFile("cameras.json", "application/json", in_archive=True, in_viewer=True),
+    ResultFile("report.json", "application/json", in_archive=True, in_viewer=False),
+    ResultFile("thumbnail.png", "image/png", in_archive=True, in_viewer=True),
+)
+RESULT_MEDIA_TYPES = {f.name: f.media_type for f in RESULT_FILES}
+
+
 class Preset(enum.Enum):
     """Speed/quality trade-off chosen when a project is created."""
 

@@ -31,7 +31,7 @@ from openscan_portal.exceptions import ApplicationError
 from projects.archive import ArchiveError, inspect_zip
 from projects.models import Project
 from projects.pipeline import PipelineError, Preset, Progress, ReconstructionRequest
-from projects.selectors import RESULT_FILES
+from projects.pipeline.types import RESULT_FILES
 from projects.services.notifications import notification_enqueue
 from projects.services.projects import (
     archive_limits,
@@ -164,7 +164,7 @@ class _ProgressRecorder:
 def _save_outputs(project: Project, out_dir: Path) -> tuple[str, dict[str, int]]:
     prefix = f"{project.storage_prefix}/result-{project.upload_generation}"
     sizes: dict[str, int] = {}
-    for name in RESULT_FILES:
+    for name in (f.name for f in RESULT_FILES):
         path = out_dir / name
         if not path.is_file():
             continue
@@ -284,7 +284,8 @@ def job_run(*, project: Project) -> None:
             result = run_isolated(
                 request,
                 time_limit_s=settings.OPENSCAN_JOB_TIMEOUT_SECONDS,
-                memory_limit_bytes=settings.OPENSCAN_JOB_MEMORY_LIMIT_MB * 2**20 or None,
+                memory_limit_bytes=settings.OPENSCAN_JOB_MEMORY_LIMIT_MB * 2**20
+                or None,
                 on_progress=recorder.on_progress,
                 cancel_event=recorder.cancel,
             )

@@ -65,9 +65,7 @@ def notification_message(*, project: Project) -> EmailMultiAlternatives:
         "project": project,
         "done": project.status == Project.Status.DONE,
         "page_url": f"{base}/projects/{project.id}/",
-        "download_url": next(
-            (d["url"] for d in downloads if d["name"] == "result.zip"), ""
-        ),
+        "download_url": selectors.downloads_archive_url(downloads),
         "downloads": downloads,
         "stats": project.progress.get("stats", {}),
         "refunded": project.progress.get("refunded", False),

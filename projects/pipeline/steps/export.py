@@ -19,20 +19,14 @@ from PIL import Image
 
 from projects.pipeline.engine import SparseModel
 from projects.pipeline.steps.texture import TexturedMesh
-from projects.pipeline.types import ReconstructionOutputs
-
-TEXTURE_NAME = "texture.jpg"
-ARCHIVE_MEMBERS = (
-    "model.glb",
-    "model_preview.glb",
-    "model.obj",
-    "model.mtl",
+from projects.pipeline.types import (
+    ARCHIVE_NAME,
+    RESULT_FILES,
     TEXTURE_NAME,
-    "points.ply",
-    "cameras.json",
-    "report.json",
-    "thumbnail.png",
+    ReconstructionOutputs,
 )
+
+ARCHIVE_MEMBERS = tuple(f.name for f in RESULT_FILES if f.in_archive)
 
 
 def _trimesh(mesh: TexturedMesh) -> trimesh.Trimesh:
@@ -126,7 +120,7 @@ def write_thumbnail(
 
 
 def write_archive(out_dir: Path) -> Path:
-    archive = out_dir / "result.zip"
+    archive = out_dir / ARCHIVE_NAME
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name in ARCHIVE_MEMBERS:
             if (out_dir / name).exists():
@@ -167,5 +161,5 @@ def export_all(
         cameras=out_dir / "cameras.json",
         report=out_dir / "report.json",
         thumbnail=out_dir / "thumbnail.png",
-        archive=out_dir / "result.zip",
+        archive=out_dir / ARCHIVE_NAME,
     )
