@@ -51,21 +51,99 @@ class Preset(enum.Enum):
     QUALITY = "quality"
 
 
-class PipelineError(Exception):
-    """A reconstruction failed; ``message`` is written for the person who sent the photos.
+class ErrorCode(enum.StrEnum):
+    """Why a project failed, each with what to try next (shown on its page).
 
-    ``code`` is one of: no_images, unreadable_images, too_few_registered,
-    engine_error, time_limit, out_of_memory, cancelled, engine_crash.
+    The pipeline raises the first group; the portal around it sets the rest.
     """
 
-    def __init__(self, code: str, message: str) -> None:
+    advice: str
+
+    def __new__(cls, value: str, advice: str) -> ErrorCode:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.advice = advice
+        return member
+
+    NO_IMAGES = (
+        "no_images",
+        "The upload held no usable photos. Upload JPEG or PNG photos of the object.",
+    )
+    TOO_MANY_IMAGES = (
+        "too_many_images",
+        "The set has more photos than one project takes. Send fewer photos.",
+    )
+    ARCHIVE_TOO_LARGE = (
+        "archive_too_large",
+        "The photos unpack to more than 8 GB. Send fewer or smaller photos.",
+    )
+    UNREADABLE_IMAGES = (
+        "unreadable_images",
+        "Some photos could not be read. Export them again as JPEG and upload the "
+        "set again.",
+    )
+    TOO_FEW_REGISTERED = (
+        "too_few_registered",
+        "Too few photos could be placed relative to each other. Shoot with more "
+        "overlap (a photo every 10° or less), keep the object sharp and well lit, "
+        "put it on a textured surface or add markers, and avoid a plain, shiny or "
+        "transparent object.",
+    )
+    ENGINE_ERROR = (
+        "engine_error",
+        "The reconstruction engine gave up on this set. Check the photos are sharp "
+        "and overlap, then reset and try again.",
+    )
+    ENGINE_CRASH = (
+        "engine_crash",
+        "The reconstruction engine crashed. Reset and try again; tell us if it "
+        "happens twice.",
+    )
+    TIME_LIMIT = (
+        "time_limit",
+        "Processing took longer than allowed. Try the fast preset or fewer photos.",
+    )
+    OUT_OF_MEMORY = (
+        "out_of_memory",
+        "The set needed more memory than the server has. Try the fast preset or "
+        "fewer, smaller photos.",
+    )
+    CANCELLED = (
+        "cancelled",
+        "You cancelled this project. Reset it to upload and start again.",
+    )
+    WORKER_DIED = (
+        "worker_died",
+        "The worker stopped several times. Try the fast preset or fewer photos.",
+    )
+    INTERNAL_ERROR = (
+        "internal_error",
+        "Something failed on our side. Reset and start again; the credit was "
+        "refunded.",
+    )
+    BAD_ARCHIVE = (
+        "bad_archive",
+        "The zip was refused. Fix the files it names and upload again.",
+    )
+    PHOTO_COUNT = (
+        "photo_count",
+        "The zip holds more photos than the project was created for. Reset it and "
+        "create it again with the right count.",
+    )
+
+
+class PipelineError(Exception):
+    """A reconstruction failed; ``message`` is written for the person who sent the photos."""
+
+    def __init__(self, code: ErrorCode | str, message: str) -> None:
+        code = ErrorCode(code)
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
 
     def __reduce__(self) -> tuple[type[PipelineError], tuple[str, str]]:
         # Keeps the error picklable across the runner's process boundary.
-        return (PipelineError, (self.code, self.message))
+        return (PipelineError, (self.code.value, self.message))
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,12 +193,16 @@ class ReconstructionRequest:
         A zip is extracted into ``workdir/input`` with names flattened, so a
         hostile archive cannot write outside it.
         """
-        from projects.pipeline.steps.ingest import collect_input
+        from projects.pipeline.steps.ingest import collect_named_input
 
-        images = collect_input(Path(input_path), Path(workdir) / "input")
+        named = collect_named_input(Path(input_path), Path(workdir) / "input")
         return cls(
-            images=images, out_dir=Path(out_dir), workdir=Path(workdir), **options
-        )  # type: ignore[arg-type]  # options are the dataclass's own fields
+            images=tuple(path for path, _ in named),
+            sources=tuple(source for _, source in named),
+            out_dir=Path(out_dir),
+            workdir=Path(workdir),
+            **options,  # type: ignore[arg-type]  # the dataclass's own fields
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from openscan_portal.exceptions import ApplicationError
 from projects.archive import ArchiveError, inspect_zip
 from projects.models import Project
 from projects.pipeline import PipelineError, Preset, Progress, ReconstructionRequest
-from projects.pipeline.types import RESULT_FILES
+from projects.pipeline.types import RESULT_FILES, ErrorCode
 from projects.services.notifications import notification_enqueue
 from projects.services.projects import (
     archive_limits,
@@ -225,7 +225,7 @@ def job_input_prepare(*, project: Project, zip_path: Path) -> bool:
             f"The zip contains {len(summary.images)} photos but the project was created "
             f"for {project.photos}. Reset it and create it again with "
             f"photos={len(summary.images)}.",
-            code="photo_count",
+            code=ErrorCode.PHOTO_COUNT,
         )
     # A unique name: a task delivered twice must not overwrite the other's copy.
     name = (
@@ -297,7 +297,7 @@ def job_run(*, project: Project) -> None:
         _finish_failed(project, code=exc.code, message=exc.message)
         return
     except ArchiveError as exc:
-        _finish_failed(project, code="bad_archive", message=str(exc))
+        _finish_failed(project, code=ErrorCode.BAD_ARCHIVE, message=str(exc))
         return
     except (
         Exception
@@ -305,7 +305,7 @@ def job_run(*, project: Project) -> None:
         logger.exception("project %s crashed", project.pk)
         _finish_failed(
             project,
-            code="internal_error",
+            code=ErrorCode.INTERNAL_ERROR,
             message=f"The server failed while processing ({type(exc).__name__}). The credit was "
             "refunded; try again, and tell us if it happens again.",
         )
@@ -399,7 +399,7 @@ def jobs_sweep(
                 project=locked, reason=f"Project '{locked.name}' failed: worker stopped"
             )
             locked.status = Project.Status.FAILED
-            locked.error_code = "worker_died"
+            locked.error_code = ErrorCode.WORKER_DIED
             locked.error = (
                 f"The worker processing this project stopped {locked.attempts} times (out of "
                 "memory or restarted). The credit was refunded; try the fast preset or fewer photos."

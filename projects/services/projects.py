@@ -12,6 +12,7 @@ from openscan_portal.exceptions import ApplicationError
 from projects import storage
 from projects.archive import ArchiveLimits
 from projects.models import Project
+from projects.pipeline.types import ErrorCode
 from projects.services.queue import job_enqueue_on_commit
 from projects.services.uploads import (
     parts_check,
@@ -358,7 +359,8 @@ def project_cancel(*, project: Project) -> Project:
             status=409,
         )
     locked.status = Project.Status.CANCELLED
-    locked.error, locked.error_code = "Cancelled at your request.", "cancelled"
+    locked.error = "Cancelled at your request."
+    locked.error_code = ErrorCode.CANCELLED
     locked.finished_at = timezone.now()
     locked.save()
     return locked

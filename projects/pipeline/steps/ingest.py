@@ -13,7 +13,12 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from projects.pipeline.types import IMAGE_SUFFIXES, PipelineError, UnusableImage
+from projects.pipeline.types import (
+    IMAGE_SUFFIXES,
+    ErrorCode,
+    PipelineError,
+    UnusableImage,
+)
 
 MIN_SIDE = 200
 MAX_ZIP_BYTES = 8 * 1024**3  # uncompressed; guards against zip bombs
@@ -111,7 +116,8 @@ def collect_named_input(
         ]
         if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
             raise PipelineError(
-                "no_images", "The zip file unpacks to more than 8 GB of photos."
+                ErrorCode.ARCHIVE_TOO_LARGE,
+                "The zip file unpacks to more than 8 GB of photos.",
             )
         for member in sorted(members, key=lambda m: m.filename):
             name = _safe_name(member.filename)
@@ -200,7 +206,7 @@ def ingest(
         raise PipelineError("no_images", "No photos were found in the upload.")
     if len(paths) > max_images:
         raise PipelineError(
-            "no_images",
+            ErrorCode.TOO_MANY_IMAGES,
             f"{len(paths)} photos is more than this service takes ({max_images}).",
         )
     image_dir = workdir / "images"
