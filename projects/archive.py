@@ -21,7 +21,8 @@ from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
-IMAGE_SUFFIXES = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
+# Photos the portal accepts in a zip, by suffix: Pillow's format name.
+PHOTO_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 _MAGIC = {"JPEG": (b"\xff\xd8\xff",), "PNG": (b"\x89PNG\r\n\x1a\n",)}
 # Files that cameras, rigs and operating systems put beside photos; skipped, not refused.
 _IGNORED_PARTS = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}
@@ -237,7 +238,7 @@ def _check_directory(
             continue
         if info.is_dir() or set(PurePosixPath(name).parts) & _IGNORED_PARTS:
             continue
-        kind = IMAGE_SUFFIXES.get(PurePosixPath(name).suffix.lower())
+        kind = PHOTO_FORMATS.get(PurePosixPath(name).suffix.lower())
         if kind:
             images.append((info, kind))
         else:

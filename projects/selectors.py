@@ -3,7 +3,7 @@
 import uuid
 from collections.abc import Callable
 
-from django.db.models import QuerySet
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.http import Http404
 
 from projects import links
@@ -61,21 +61,29 @@ def project_get_by_name(
     )
 
 
+def queue_rank() -> Case:
+    """The queue's first sort key: private tokens (0) before public ones (1).
+
+    Workers claim by (rank, queued_at); positions are counted the same way.
+    """
+    return Case(
+        When(token__kind=Token.Kind.PRIVATE, then=Value(0)),
+        default=Value(1),
+        output_field=IntegerField(),
+    )
+
+
 def queue_position(*, project: Project) -> int:
     """Projects that will be taken before this one (private tokens go first)."""
     if project.status != Project.Status.QUEUED or project.queued_at is None:
         return 0
-    ahead = Project.objects.filter(status=Project.Status.QUEUED)
-    if project.token.is_public:
-        earlier_same = ahead.filter(
-            token__kind=Token.Kind.PUBLIC, queued_at__lt=project.queued_at
-        )
-        return (
-            ahead.filter(token__kind=Token.Kind.PRIVATE).count() + earlier_same.count()
-        )
-    return ahead.filter(
-        token__kind=Token.Kind.PRIVATE, queued_at__lt=project.queued_at
-    ).count()
+    rank = 1 if project.token.is_public else 0
+    return (
+        Project.objects.filter(status=Project.Status.QUEUED)
+        .annotate(rank=queue_rank())
+        .filter(Q(rank__lt=rank) | Q(rank=rank, queued_at__lt=project.queued_at))
+        .count()
+    )
 
 
 def queue_counts() -> dict[str, int]:

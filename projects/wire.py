@@ -30,6 +30,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from openscan_portal.exceptions import ApplicationError
 from openscan_portal.parsing import ascii_int
+from openscan_portal.public_url import public_url
 from projects import links, selectors, services, storage
 from projects.clients import client_key
 from projects.models import Project
@@ -122,7 +123,7 @@ def _project(request: HttpRequest, token: Token) -> Project | None:
 def _upload_links(request: HttpRequest, project: Project) -> list[str]:
     return [
         storage.wire_upload_link(project=project, part=i)
-        or links.absolute(
+        or public_url(
             request,
             links.upload_path(
                 project_id=project.id, generation=project.upload_generation, part=i
@@ -140,7 +141,7 @@ def _download_link(request: HttpRequest, project: Project) -> str:
         generation=project.upload_generation,
         filename=ARCHIVE_NAME,
     )
-    return links.absolute(request, path)
+    return public_url(request, path)
 
 
 @wire_endpoint

@@ -3,8 +3,8 @@
 import datetime
 
 from django.db.models import QuerySet, Sum
-from django.utils import timezone
 
+from openscan_portal.clock import utc_day
 from tokens.models import CreditLedgerEntry, DailyUsage, Token
 from tokens.services import key_hash
 
@@ -27,9 +27,7 @@ def token_usage_on(*, token: Token, day: datetime.date) -> int:
 
 
 def token_usage_today(*, token: Token) -> int:
-    return token_usage_on(
-        token=token, day=timezone.now().astimezone(datetime.UTC).date()
-    )
+    return token_usage_on(token=token, day=utc_day())
 
 
 def token_credit_available(*, token: Token) -> int:

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from openscan_portal.clock import utc_day
 from openscan_portal.exceptions import ApplicationError
 from tokens.models import (
     CreditLedgerEntry,
@@ -39,6 +40,9 @@ class InsufficientCreditError(ApplicationError):
     def __init__(self, message: str) -> None:
         super().__init__(message, status=402, code="insufficient_credit")
 
+# The session key under which a freshly issued token key waits to be shown once.
+NEW_KEY_SESSION = "tokens.new_key"
+
 
 def key_hash(key: str) -> str:
     """Return the stored form of a key (keys are high-entropy, so a fast hash suffices)."""
@@ -49,10 +53,6 @@ def _new_key() -> str:
     return KEY_PREFIX + "".join(
         secrets.choice(_KEY_ALPHABET) for _ in range(_KEY_LENGTH)
     )
-
-
-def _utc_today() -> datetime.date:
-    return timezone.now().astimezone(datetime.UTC).date()
 
 
 @transaction.atomic
@@ -228,7 +228,7 @@ def credit_charge(
         raise ApplicationError("A charge must be positive.")
     if token.is_public:
         quota = token.daily_quota or 0
-        row = _usage_row(token=token, day=_utc_today())
+        row = _usage_row(token=token, day=utc_day())
         updated = DailyUsage.objects.filter(pk=row.pk, used__lte=quota - amount).update(
             used=F("used") + amount
         )

@@ -6,7 +6,8 @@ from django.urls import reverse
 from rest_framework import serializers
 from rest_framework.request import Request
 
-from projects import links, selectors, services
+from openscan_portal.public_url import public_url
+from projects import selectors, services
 from projects.models import Project
 
 
@@ -57,7 +58,7 @@ def project_output(request: Request, project: Project) -> dict[str, Any]:
         for i in range(project.parts)
     ]
     downloads = selectors.project_downloads(
-        project=project, base=lambda path: links.absolute(request, path)
+        project=project, base=lambda path: public_url(request, path)
     )
     result_url = selectors.downloads_archive_url(downloads)
     data = {

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from openscan_portal.exceptions import ApplicationError
 from openscan_portal.parsing import StrictIntegerField, ascii_int
+from openscan_portal.public_url import public_url
 from projects import selectors, services, storage
 from projects.api.serializers import ProjectOutputSerializer, project_output
 from projects.clients import client_key
@@ -324,7 +325,7 @@ class ApiRootApi(APIView):
                 "resumable_uploads": True,
                 "max_part_size": services.uploads_part_limit(),
                 "direct_uploads": storage.direct_uploads_enabled(),
-                "schema": request.build_absolute_uri("/api/schema/"),
-                "docs": request.build_absolute_uri("/api/docs/"),
+                "schema": public_url(request, "/api/schema/"),
+                "docs": public_url(request, "/api/docs/"),
             }
         )

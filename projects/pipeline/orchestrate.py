@@ -25,6 +25,7 @@ from projects.pipeline.steps import (
     sparse,
     texture,
 )
+from projects.pipeline.steps.common import robust_diagonal
 from projects.pipeline.types import (
     MatchingReport,
     PipelineError,
@@ -253,8 +254,7 @@ def _reconstruct(request: ReconstructionRequest, run: _Run) -> ReconstructionRes
 
 
 def _diag(points: np.ndarray) -> float:
-    lo, hi = np.percentile(points, [1, 99], axis=0)
-    return float(np.linalg.norm(hi - lo))
+    return robust_diagonal(points)
 
 
 def _result_dict(result: ReconstructionResult) -> dict[str, Any]:

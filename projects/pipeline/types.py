@@ -7,7 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Files the pipeline reads as photos, and those it copies without re-encoding.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"})
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import close_old_connections, transaction
-from django.db.models import Case, F, IntegerField, Value, When
+from django.db.models import F
 from django.utils import timezone
 from django_q.brokers import get_broker
 
@@ -32,6 +32,7 @@ from projects.archive import ArchiveError, inspect_zip
 from projects.models import Project
 from projects.pipeline import PipelineError, Preset, Progress, ReconstructionRequest
 from projects.pipeline.types import RESULT_FILES, ErrorCode
+from projects.selectors import queue_rank
 from projects.services.notifications import notification_enqueue
 from projects.services.projects import (
     archive_limits,
@@ -52,20 +53,12 @@ HEARTBEAT_SECONDS = 10
 LOG_TAIL = 30
 
 
-def _queue_order() -> Any:
-    return Case(
-        When(token__kind="private", then=Value(0)),
-        default=Value(1),
-        output_field=IntegerField(),
-    )
-
-
 def job_claim_next() -> Project | None:
     """Claim the best queued project for this worker, or None when the queue is empty."""
     for _ in range(20):
         candidate = (
             Project.objects.filter(status=Project.Status.QUEUED)
-            .annotate(rank=_queue_order())
+            .annotate(rank=queue_rank())
             .order_by("rank", "queued_at")
             .values_list("pk", flat=True)
             .first()

@@ -19,16 +19,13 @@ from django_q.models import Schedule
 from django_q.tasks import async_task, schedule
 
 from openscan_portal.exceptions import ApplicationError
+from openscan_portal.public_url import public_url
 from projects import selectors
 from projects.models import Project
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
-
-
-def _base_url() -> str:
-    return settings.OPENSCAN_PUBLIC_URL.rstrip("/") or "http://127.0.0.1:8000"
 
 
 def notification_enqueue(*, project: Project) -> bool:
@@ -57,14 +54,13 @@ def notification_resend(*, project: Project) -> None:
 
 
 def notification_message(*, project: Project) -> EmailMultiAlternatives:
-    base = _base_url()
     downloads = selectors.project_downloads(
-        project=project, base=lambda path: base + path
+        project=project, base=lambda path: public_url(None, path)
     )
     context = {
         "project": project,
         "done": project.status == Project.Status.DONE,
-        "page_url": f"{base}/projects/{project.id}/",
+        "page_url": public_url(None, f"/projects/{project.id}/"),
         "download_url": selectors.downloads_archive_url(downloads),
         "downloads": downloads,
         "stats": project.progress.get("stats", {}),

@@ -1,6 +1,5 @@
 """Project life: create (and charge), start (check and queue), reset, delete."""
 
-import datetime
 import secrets
 
 from django.conf import settings
@@ -8,6 +7,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from openscan_portal.clock import utc_day
 from openscan_portal.exceptions import ApplicationError
 from projects import storage
 from projects.archive import ArchiveLimits
@@ -95,7 +95,7 @@ def project_refund(*, project: Project, reason: str) -> bool:
     won = Project.objects.filter(pk=project.pk, charged=amount).update(charged=0)
     if not won:
         return False
-    charged_on = (project.charged_at or timezone.now()).astimezone(datetime.UTC).date()
+    charged_on = utc_day(project.charged_at)
     credit_refund(
         token=project.token,
         amount=amount,

@@ -15,6 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from projects.pipeline.types import (
     IMAGE_SUFFIXES,
+    JPEG_SUFFIXES,
     ErrorCode,
     PipelineError,
     UnusableImage,
@@ -173,7 +174,7 @@ def _ingest_one(
     target = target_dir / name
     if (
         orientation in (1, None)
-        and path.suffix.lower() in (".jpg", ".jpeg")
+        and path.suffix.lower() in JPEG_SUFFIXES
         and raw.mode == "RGB"
     ):
         shutil.copyfile(path, target)  # already upright: avoid a lossy re-encode
@@ -221,7 +222,7 @@ def ingest(
         stem = _safe_name(path.stem)
         name = (
             f"{stem}.jpg"
-            if path.suffix.lower() not in (".jpg", ".jpeg")
+            if path.suffix.lower() not in JPEG_SUFFIXES
             else _safe_name(path.name)
         )
         while name.lower() in used:
