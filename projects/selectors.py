@@ -6,6 +6,7 @@ from collections.abc import Callable
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.http import Http404
 
+from openscan_portal.exceptions import ApplicationError
 from projects import links
 from projects.models import Project
 from projects.pipeline.types import ARCHIVE_NAME, RESULT_FILES
@@ -145,6 +146,36 @@ def project_downloads(
 def downloads_archive_url(downloads: list[dict[str, object]]) -> str:
     """The link to result.zip among ``project_downloads``; "" when not there."""
     return next((str(d["url"]) for d in downloads if d["name"] == ARCHIVE_NAME), "")
+
+
+def project_of_upload_link(*, project_id: uuid.UUID) -> Project:
+    """The project an upload link points at (the link is the credential).
+
+    Raises:
+        ApplicationError: 404 ``project_gone`` once the project was deleted.
+    """
+    project = Project.objects.filter(pk=project_id).select_related("token").first()
+    if project is None:
+        raise ApplicationError(
+            "The project of this link no longer exists; it was deleted.",
+            status=404,
+            code="project_gone",
+        )
+    return project
+
+
+def project_of_download_link(*, project_id: uuid.UUID, generation: int) -> Project:
+    """The finished project a download link points at; Http404 once it is gone or reset."""
+    project = Project.objects.filter(
+        pk=project_id, upload_generation=generation
+    ).first()
+    if (
+        project is None
+        or project.status != Project.Status.DONE
+        or not project.result_path
+    ):
+        raise Http404("This result is no longer available.")
+    return project
 
 
 def project_get_shared(*, share_key: str) -> Project:

@@ -29,7 +29,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from openscan_portal.exceptions import ApplicationError
-from openscan_portal.parsing import ascii_int
+from openscan_portal.parsing import ascii_int, header_int
 from openscan_portal.public_url import public_url
 from projects import links, selectors, services, storage
 from projects.clients import client_key
@@ -267,15 +267,7 @@ def upload_part(request: HttpRequest, signed: str) -> HttpResponse:
     """Receive one part at its signed upload link (no auth: the link is the credential)."""
     try:
         target = links.upload_target(signed)
-        project = (
-            Project.objects.filter(pk=target.project_id).select_related("token").first()
-        )
-        if project is None:
-            raise ApplicationError(
-                "The project of this link no longer exists; it was deleted.",
-                status=404,
-                code="project_gone",
-            )
+        project = selectors.project_of_upload_link(project_id=target.project_id)
         length = _body_length(request)
         # A chunked body is read from the server's decoded input: Django's request
         # stream stops at Content-Length, which a chunked body lacks.
@@ -298,12 +290,10 @@ def _body_length(request: HttpRequest) -> int | None:
     """The body's Content-Length, or None for a chunked body the server decodes."""
     raw = request.META.get("CONTENT_LENGTH")
     if raw:
-        length = ascii_int(raw)
-        if length is None:
-            raise ApplicationError(
-                "The Content-Length header must be a whole number in ASCII digits."
-            )
-        return length
+        return header_int(
+            raw,
+            message="The Content-Length header must be a whole number in ASCII digits.",
+        )
     chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
     if chunked and request.environ.get("wsgi.input_terminated"):
         return None
@@ -326,15 +316,9 @@ def download(request: HttpRequest, signed: str, filename: str) -> HttpResponse:
         project_id, generation = links.download_target(signed)
     except ApplicationError as exc:
         raise Http404(exc.message) from exc
-    project = Project.objects.filter(
-        pk=project_id, upload_generation=generation
-    ).first()
-    if (
-        project is None
-        or project.status != Project.Status.DONE
-        or not project.result_path
-    ):
-        raise Http404("This result is no longer available.")
+    project = selectors.project_of_download_link(
+        project_id=project_id, generation=generation
+    )
     files = project.progress.get("files") or {}
     if files and filename not in files:
         raise Http404("The result has no such file.")

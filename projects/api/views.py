@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from openscan_portal.exceptions import ApplicationError
-from openscan_portal.parsing import StrictIntegerField, ascii_int
+from openscan_portal.parsing import StrictIntegerField, header_int
 from openscan_portal.public_url import public_url
 from projects import selectors, services, storage
 from projects.api.serializers import ProjectOutputSerializer, project_output
@@ -153,15 +153,12 @@ class _RawBodyParser(BaseParser):
 
 
 def _offset_header(request: Request) -> int:
-    raw = request.headers.get("Upload-Offset", request.query_params.get("offset", ""))
-    offset = ascii_int(raw)
-    if offset is None:
-        raise ApplicationError(
-            "Send the part's current size in the Upload-Offset header, in ASCII digits "
-            "(HEAD the part to read it).",
-            code="offset_missing",
-        )
-    return offset
+    return header_int(
+        request.headers.get("Upload-Offset", request.query_params.get("offset", "")),
+        message="Send the part's current size in the Upload-Offset header, in ASCII "
+        "digits (HEAD the part to read it).",
+        code="offset_missing",
+    )
 
 
 class PartUploadApi(APIView):
@@ -230,12 +227,11 @@ class PartUploadApi(APIView):
             token=request_token(request), project_id=project_id
         )
         offset = _offset_header(request)
-        length = ascii_int(request.META.get("CONTENT_LENGTH"))
-        if length is None:
-            raise ApplicationError(
-                "Send a Content-Length header (ASCII digits) with each chunk.",
-                status=411,
-            )
+        length = header_int(
+            request.META.get("CONTENT_LENGTH"),
+            message="Send a Content-Length header (ASCII digits) with each chunk.",
+            status=411,
+        )
         try:
             new_offset = services.part_append(
                 project=project,

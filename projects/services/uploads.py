@@ -84,7 +84,14 @@ def parts_received(*, project: Project) -> dict[int, int]:
     return {row["part"]: row["s"] for row in rows}
 
 
-def _delete_files_on_commit(names: list[str]) -> None:
+def _chunks_delete(chunks: list[UploadChunk], *, keep_file: str = "") -> None:
+    """Delete the rows now and their files after commit, so a rollback keeps both.
+
+    ``keep_file`` is a stored name a new row takes over (a re-registered part).
+    """
+    UploadChunk.objects.filter(pk__in=[c.pk for c in chunks]).delete()
+    names = [c.storage_name for c in chunks if c.storage_name != keep_file]
+
     def delete() -> None:
         for name in names:
             default_storage.delete(name)
@@ -159,7 +166,7 @@ def part_replace(
         old = list(
             UploadChunk.objects.filter(project=locked, generation=generation, part=part)
         )
-        UploadChunk.objects.filter(pk__in=[c.pk for c in old]).delete()
+        _chunks_delete(old)
         chunk = UploadChunk.objects.create(
             project=locked,
             generation=generation,
@@ -169,7 +176,6 @@ def part_replace(
             sha256=body.sha256,
             storage_name=stored,
         )
-        _delete_files_on_commit([c.storage_name for c in old])
         _discard_direct_on_commit(locked, part)
     return chunk
 
@@ -227,8 +233,7 @@ def part_append(
             if part_received(project=locked, part=part) != offset:
                 raise IntegrityError("the part changed while the chunk streamed in")
             if replaced is not None:
-                UploadChunk.objects.filter(pk=replaced.pk).delete()
-                _delete_files_on_commit([replaced.storage_name])
+                _chunks_delete([replaced])
             UploadChunk.objects.create(
                 project=locked,
                 generation=generation,
@@ -359,10 +364,7 @@ def direct_parts_collect(*, project: Project) -> list[UploadChunk]:
                 and old[0].size == obj.size
             ):
                 continue
-            UploadChunk.objects.filter(pk__in=[c.pk for c in old]).delete()
-            _delete_files_on_commit(
-                [c.storage_name for c in old if c.storage_name != obj.name]
-            )
+            _chunks_delete(old, keep_file=obj.name)
             created.append(
                 UploadChunk.objects.create(
                     project=locked,
@@ -383,8 +385,7 @@ def _part_damaged(project: Project, part: int, detail: str) -> ApplicationError:
             project=project, generation=project.upload_generation, part=part
         )
     )
-    UploadChunk.objects.filter(pk__in=[c.pk for c in chunks]).delete()
-    _delete_files_on_commit([c.storage_name for c in chunks])
+    _chunks_delete(chunks)
     return ApplicationError(
         f"Part {part + 1} of {project.parts} is not stored as it was received ({detail}). "
         "Upload it again and start again.",
@@ -559,8 +560,7 @@ def upload_discard(*, project: Project) -> None:
     Parts sent straight to the backend go too, registered or not.
     """
     chunks = list(UploadChunk.objects.filter(project=project))
-    UploadChunk.objects.filter(pk__in=[c.pk for c in chunks]).delete()
-    _delete_files_on_commit([c.storage_name for c in chunks])
+    _chunks_delete(chunks)
     if storage.storage_kind() != "local":
         prefix = storage.direct_prefix(
             project
