@@ -1,14 +1,14 @@
 """Reads for projects. Visibility is decided here and nowhere else."""
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, F, IntegerField, Q, QuerySet, Sum, Value, When
 from django.http import Http404
 
 from openscan_portal.exceptions import ApplicationError
 from projects import links
-from projects.models import Project
+from projects.models import Project, UploadChunk
 from projects.pipeline.types import ARCHIVE_NAME, RESULT_FILES
 from tokens.models import Token
 
@@ -85,6 +85,39 @@ def queue_position(*, project: Project) -> int:
         .filter(Q(rank__lt=rank) | Q(rank=rank, queued_at__lt=project.queued_at))
         .count()
     )
+
+
+def queue_positions(*, projects: Sequence[Project]) -> dict[uuid.UUID, int]:
+    """``queue_position`` of each of ``projects`` that is queued, in one query."""
+    if not any(p.status == Project.Status.QUEUED for p in projects):
+        return {}
+    order = (
+        Project.objects.filter(status=Project.Status.QUEUED)
+        .annotate(rank=queue_rank())
+        .order_by("rank", "queued_at")
+        .values_list("pk", flat=True)
+    )
+    return {pk: ahead for ahead, pk in enumerate(order)}
+
+
+def parts_received_many(
+    *, projects: Sequence[Project]
+) -> dict[uuid.UUID, dict[int, int]]:
+    """``parts_received`` of each of ``projects`` still taking parts, in one query."""
+    created = [p.pk for p in projects if p.status == Project.Status.CREATED]
+    if not created:
+        return {}
+    rows = (
+        UploadChunk.objects.filter(
+            project__in=created, generation=F("project__upload_generation")
+        )
+        .values("project_id", "part")
+        .annotate(s=Sum("size"))
+    )
+    received: dict[uuid.UUID, dict[int, int]] = {}
+    for row in rows:
+        received.setdefault(row["project_id"], {})[row["part"]] = row["s"]
+    return received
 
 
 def queue_counts() -> dict[str, int]:

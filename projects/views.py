@@ -121,7 +121,7 @@ def project_detail(request: HttpRequest, project_id: uuid.UUID) -> HttpResponse:
         else ""
     )
     status_config = {
-        "api": reverse("projects-api:detail", kwargs={"project_id": project.id}),
+        "api": reverse("projects-api:status", kwargs={"project_id": project.id}),
         "poll_ms": settings.OPENSCAN_POLL_SECONDS * 1000,
         "status": project.status,
         "terminal": project.is_terminal,

@@ -41,12 +41,22 @@ class ProjectOutputSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
 
 
-def project_output(request: Request, project: Project) -> dict[str, Any]:
-    received = (
-        services.parts_received(project=project)
-        if project.status == Project.Status.CREATED
-        else {}
-    )
+def project_output(
+    request: Request,
+    project: Project,
+    *,
+    received: dict[int, int] | None = None,
+    position: int | None = None,
+) -> dict[str, Any]:
+    """One project for the API; lists pass ``received`` and ``position`` read in bulk."""
+    if received is None:
+        received = (
+            services.parts_received(project=project)
+            if project.status == Project.Status.CREATED
+            else {}
+        )
+    if position is None:
+        position = selectors.queue_position(project=project)
     parts = [
         {
             "index": i,
@@ -73,7 +83,7 @@ def project_output(request: Request, project: Project) -> dict[str, Any]:
         "research_consent": project.research_consent,
         "charged": project.charged,
         "image_count": project.image_count,
-        "queue_position": selectors.queue_position(project=project),
+        "queue_position": position,
         "progress": project.progress,
         "error": project.error,
         "error_code": project.error_code,

@@ -6,6 +6,7 @@ from typing import Any
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -43,8 +44,29 @@ class ProjectListCreateApi(APIView):
                 "The public token is shared by everyone, so it cannot list projects; "
                 "use a private token."
             )
-        projects = selectors.project_list(token=token).select_related("token")[:200]
-        return Response([project_output(request, p) for p in projects])
+        paginator = LimitOffsetPagination()
+        # PAGE_SIZE is set in settings, so there is always a page.
+        page = (
+            paginator.paginate_queryset(
+                selectors.project_list(token=token).select_related("token"),
+                request,
+                view=self,
+            )
+            or []
+        )
+        received = selectors.parts_received_many(projects=page)
+        positions = selectors.queue_positions(projects=page)
+        return paginator.get_paginated_response(
+            [
+                project_output(
+                    request,
+                    p,
+                    received=received.get(p.pk, {}),
+                    position=positions.get(p.pk, 0),
+                )
+                for p in page
+            ]
+        )
 
     @extend_schema(request=InputSerializer, responses={201: ProjectOutputSerializer})
     def post(self, request: Request) -> Response:

@@ -463,3 +463,14 @@ def test_a_photo_renamed_by_ingest_opens_by_its_name_in_the_zip(make_person) -> 
     # then
     assert photo.status_code == 200
     assert photo.content == jpeg_bytes(seed=2)
+
+
+def test_the_status_panel_polls_the_status_endpoint(make_person) -> None:
+    owner, token = make_person()
+    project = _done_project(token)
+
+    page = owner.get(reverse("projects:detail", kwargs={"project_id": project.id}))
+
+    assert page.context["status_config"]["api"] == reverse(
+        "projects-api:status", kwargs={"project_id": project.id}
+    )

@@ -2,6 +2,7 @@ import hashlib
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from projects.models import Project
@@ -120,7 +121,7 @@ def test_another_users_project_is_404_everywhere(token_client, make_token):
     assert other.delete(base).status_code == 404
     assert other.post(base + "start/").status_code == 404
     assert _patch(other, base + "parts/0/", 0, data).status_code == 404
-    assert other.get("/api/v1/projects/").json() == []
+    assert other.get("/api/v1/projects/").json()["results"] == []
     assert Project.objects.filter(pk=project["id"]).exists()
 
 
@@ -129,7 +130,8 @@ def test_list_detail_and_delete_refunds_an_unprocessed_project(
 ):
     data = zip_bytes(photo_set(3))
     project = _create(token_client, data)
-    assert [p["id"] for p in token_client.get("/api/v1/projects/").json()] == [
+    listed = token_client.get("/api/v1/projects/").json()["results"]
+    assert [p["id"] for p in listed] == [
         project["id"]
     ]
     assert token_client.delete(f"/api/v1/projects/{project['id']}/").status_code == 204
@@ -211,3 +213,29 @@ def test_a_retried_create_gets_the_same_project_and_one_charge(
     token = private_token[0]
     token.refresh_from_db()
     assert token.credit == 10_000_000_000 - len(data)
+
+
+def test_project_list_is_paginated_with_a_constant_number_of_queries(
+    token_client, private_token, django_assert_max_num_queries
+):
+    # given: projects in each state the list reads extra data for
+    token = private_token[0]
+    for i in range(3):
+        _create(token_client, zip_bytes(photo_set(3)), name=f"set-{i}.zip")
+    Project.objects.filter(name="set-1.zip").update(
+        status=Project.Status.QUEUED, queued_at=timezone.now()
+    )
+    # when
+    with django_assert_max_num_queries(8) as few:
+        first = token_client.get("/api/v1/projects/?limit=2").json()
+    for i in range(3, 9):
+        Project.objects.create(
+            token=token, name=f"more-{i}.zip", photos=3, filesize=10, parts=1
+        )
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        token_client.get("/api/v1/projects/?limit=9")
+    # then
+    assert first["count"] == 3
+    assert [p["name"] for p in first["results"]] == ["set-2.zip", "set-1.zip"]
+    assert first["results"][1]["queue_position"] == 0
+    assert first["next"].endswith("limit=2&offset=2")
