@@ -33,5 +33,6 @@ class AccountAdapter(DefaultAccountAdapter):
 
 
 def user_display(user: AbstractBaseUser) -> str:
-    """How pages and messages name a person: their e-mail address (usernames are generated)."""
+    """How pages and messages name a person: their e-mail address (usernames are
+    generated)."""
     return getattr(user, "email", "") or str(user)

@@ -19,7 +19,9 @@ from projects.pipeline.types import RESULT_FILES, ErrorCode
 
 # Result files the viewer may fetch, and their content types.
 VIEWER_FILES = {f.name: f.media_type for f in RESULT_FILES if f.in_viewer}
-PHOTO_TYPES = {suffix: f"image/{kind.lower()}" for suffix, kind in PHOTO_FORMATS.items()}
+PHOTO_TYPES = {
+    suffix: f"image/{kind.lower()}" for suffix, kind in PHOTO_FORMATS.items()
+}
 # A photo's name in the user's zip: a member path, never used as a file path here.
 _PHOTO_NAME = re.compile(r"^[^\\\x00-\x1f]{1,500}$")
 

@@ -122,7 +122,7 @@ def _project(request: HttpRequest, token: Token) -> Project | None:
 
 def _upload_links(request: HttpRequest, project: Project) -> list[str]:
     return [
-        storage.wire_upload_link(project=project, part=i)
+        storage.backend().wire_upload_link(project=project, part=i)
         or public_url(
             request,
             links.upload_path(
@@ -264,7 +264,8 @@ def get_queue_estimate(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @require_http_methods(["POST", "PUT"])
 def upload_part(request: HttpRequest, signed: str) -> HttpResponse:
-    """Receive one part at its signed upload link (no auth: the link is the credential)."""
+    """Receive one part at its signed upload link (no auth: the link is the
+    credential)."""
     try:
         target = links.upload_target(signed)
         project = selectors.project_of_upload_link(project_id=target.project_id)
@@ -299,14 +300,16 @@ def _body_length(request: HttpRequest) -> int | None:
         return None
     if chunked:
         raise ApplicationError(
-            "This server cannot read chunked bodies; send the part with a Content-Length."
+            "This server cannot read chunked bodies; send the part with a "
+            "Content-Length."
         )
     return 0  # No body at all: answered as an empty part.
 
 
 @require_http_methods(["GET", "HEAD"])
 def download(request: HttpRequest, signed: str, filename: str) -> HttpResponse:
-    """Serve a finished project's result file; extra query parameters (dl=1) are ignored.
+    """Serve a finished project's result file; extra query parameters (dl=1) are
+    ignored.
 
     On S3 or Dropbox a GET answers 302 to the backend (a presigned GET or the
     file's Dropbox shared link; OPENSCAN_DOWNLOAD_REDIRECT); HEAD and local
@@ -325,10 +328,10 @@ def download(request: HttpRequest, signed: str, filename: str) -> HttpResponse:
     name = f"{project.result_path}/{filename}"
     download_name = f"{project.name.removesuffix('.zip')}-{filename}"
     if request.method == "GET":
-        url = storage.download_redirect_url(name=name, filename=download_name)
+        url = storage.backend().download_redirect_url(name=name, filename=download_name)
         if url:
             return HttpResponseRedirect(url)
-    elif storage.storage_kind() != "local":
+    elif storage.backend().remote:
         # Answer HEAD from the metadata: opening a remote file would fetch it all.
         response = HttpResponse(content_type=RESULT_MEDIA_TYPES[filename])
         response["Content-Length"] = str(default_storage.size(name))

@@ -1,4 +1,5 @@
-"""Production configuration: `check --deploy` is clean and gunicorn takes 64 KB request lines."""
+"""Production configuration: `check --deploy` is clean and gunicorn takes 64 KB request
+lines."""
 
 import contextlib
 import secrets
@@ -52,7 +53,8 @@ def test_production_refuses_to_start_without_a_secret_key():
         text=True,
         timeout=120,
     )
-    assert result.returncode != 0 and "Set DJANGO_SECRET_KEY" in result.stderr
+    assert result.returncode != 0
+    assert "Set DJANGO_SECRET_KEY" in result.stderr
 
 
 def _free_port() -> int:
@@ -92,7 +94,8 @@ def test_gunicorn_with_the_project_config_accepts_64_kb_request_lines():
             url, params={"filelist": filelist}, auth=("openscan", "free"), timeout=10
         )
         assert len(r.request.url) > 65_536
-        assert r.status_code == 200 and r.json() == {"status": "online"}
+        assert r.status_code == 200
+        assert r.json() == {"status": "online"}
 
 
 def test_a_client_reaching_gunicorn_directly_cannot_claim_https():

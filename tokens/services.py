@@ -40,12 +40,14 @@ class InsufficientCreditError(ApplicationError):
     def __init__(self, message: str) -> None:
         super().__init__(message, status=402, code="insufficient_credit")
 
+
 # The session key under which a freshly issued token key waits to be shown once.
 NEW_KEY_SESSION = "tokens.new_key"
 
 
 def key_hash(key: str) -> str:
-    """Return the stored form of a key (keys are high-entropy, so a fast hash suffices)."""
+    """Return the stored form of a key (keys are high-entropy, so a fast hash
+    suffices)."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -104,7 +106,8 @@ def token_issue(
 
 
 def public_token_ensure(*, key: str | None = None) -> Token:
-    """Create or update the public token so that ``key`` (default: the setting) opens it.
+    """Create or update the public token so that ``key`` (default: the setting) opens
+    it.
 
     Idempotent; the quota and limits follow the settings each time.
     """
@@ -131,7 +134,8 @@ def public_token_ensure(*, key: str | None = None) -> Token:
 
 
 def token_regenerate(*, token: Token) -> str:
-    """Give the token a new key; the old key stops working at once. Returns the new key."""
+    """Give the token a new key; the old key stops working at once. Returns the new
+    key."""
     if token.is_public:
         raise ApplicationError("The public token's key is set in the configuration.")
     key = _new_key()
@@ -180,7 +184,8 @@ def credit_adjust(
     reason: str,
     created_by: AbstractBaseUser | None = None,
 ) -> CreditLedgerEntry:
-    """Grant (amount > 0) or remove (amount < 0) credit with a reason; never below zero."""
+    """Grant (amount > 0) or remove (amount < 0) credit with a reason; never below
+    zero."""
     if token.is_public:
         raise ApplicationError("The public token has a daily quota, not a balance.")
     if amount == 0:
@@ -222,7 +227,8 @@ def credit_charge(
     """Take ``amount`` bytes of credit (private) or of today's quota (public).
 
     Raises:
-        InsufficientCreditError: the balance or today's quota is too small; nothing changes.
+        InsufficientCreditError: the balance or today's quota is too small; nothing
+        changes.
     """
     if amount <= 0:
         raise ApplicationError("A charge must be positive.")
@@ -240,7 +246,8 @@ def credit_charge(
             )
             raise InsufficientCreditError(
                 f"The public token's quota for today is used up: {left} bytes left of "
-                f"{quota}, this project needs {amount}. Try again after midnight UTC, or "
+                f"{quota}, this project needs {amount}. Try again after midnight UTC, "
+                "or "
                 "register for a private token."
             )
         balance = DailyUsage.objects.values_list("used", flat=True).get(pk=row.pk)
@@ -274,7 +281,8 @@ def credit_refund(
     project_ref: str,
     charged_on: datetime.date,
 ) -> CreditLedgerEntry:
-    """Give back ``amount`` bytes charged on ``charged_on`` (the public quota of that day).
+    """Give back ``amount`` bytes charged on ``charged_on`` (the public quota of that
+    day).
 
     The caller makes sure a charge is refunded at most once (it owns the charge).
     """
@@ -300,7 +308,8 @@ def credit_refund(
 
 
 def rate_consume(*, key: str, limit: int, window_seconds: int) -> bool:
-    """Count one event for ``key`` in the current fixed window; False when over ``limit``.
+    """Count one event for ``key`` in the current fixed window; False when over
+    ``limit``.
 
     A database row and a conditional UPDATE, so concurrent requests on any
     number of processes can never pass the limit together.
@@ -369,7 +378,8 @@ def _reminder_send(*, email: str, forename: str) -> None:
     )
     send_mail(
         "Your OpenScan Portal token",
-        f"Hello {forename},\n\nsomeone (hopefully you) asked for an OpenScan Portal token "
+        f"Hello {forename},\n\nsomeone (hopefully you) asked for an OpenScan Portal "
+        "token "
         f"for this address. {held}"
         "If you lost it, sign in to the portal and regenerate it on your token page.\n",
         None,
@@ -414,10 +424,14 @@ def token_request(
     grant.save(update_fields=["token"])
     send_mail(
         "Your OpenScan Portal token",
-        f"Hello {forename},\n\nhere is your private OpenScan Portal token:\n\n    {key}\n\n"
-        "Paste it into your OpenScan rig's cloud settings, pass it to openscan-upload with "
-        "--token (or OPENSCAN_TOKEN), or send it to the API as 'Authorization: Bearer <token>'.\n"
-        f"It holds {token.credit / 1e9:.1f} GB of credit. Keep it secret: anyone with it can "
+        f"Hello {forename},\n\nhere is your private OpenScan Portal token:\n\n    "
+        f"{key}\n\n"
+        "Paste it into your OpenScan rig's cloud settings, pass it to openscan-upload "
+        "with "
+        "--token (or OPENSCAN_TOKEN), or send it to the API as 'Authorization: Bearer "
+        "<token>'.\n"
+        f"It holds {token.credit / 1e9:.1f} GB of credit. Keep it secret: anyone with "
+        "it can "
         "spend your credit.\n",
         None,
         [email],

@@ -1,4 +1,5 @@
-"""The REST API for projects: create, list, detail, delete, resumable part upload, start."""
+"""The REST API for projects: create, list, detail, delete, resumable part upload,
+start."""
 
 from collections.abc import Callable
 from typing import Any
@@ -164,7 +165,8 @@ class ProjectNotifyApi(APIView):
 
 
 class _RawBodyParser(BaseParser):
-    """Declares the raw upload types; the view streams the body itself, never via parsers."""
+    """Declares the raw upload types; the view streams the body itself, never via
+    parsers."""
 
     media_type = "*/*"
 
@@ -192,7 +194,7 @@ class PartUploadApi(APIView):
     continues where it stopped instead of starting again.
     """
 
-    parser_classes = [_RawBodyParser]
+    parser_classes = (_RawBodyParser,)
     throttle_scope = "uploads"
 
     def _headers(
@@ -280,13 +282,15 @@ class PartUploadApi(APIView):
 
 
 class PartDirectUploadApi(APIView):
-    """A target for sending one part straight to the storage backend, bypassing this server.
+    """A target for sending one part straight to the storage backend, bypassing this
+    server.
 
     S3 (``OPENSCAN_S3_DIRECT_UPLOADS``): a presigned ``POST`` (default; an HTML-form
     upload whose policy refuses bodies over the part limit) or ``PUT`` (raw body;
     its size is checked when the project starts). Reusable until ``expires_at``.
     Dropbox (``OPENSCAN_DROPBOX_DIRECT_LINKS``): a one-time temporary upload link
-    taking the raw part as a ``POST`` body with ``Content-Type: application/octet-stream``.
+    taking the raw part as a ``POST`` body with ``Content-Type:
+    application/octet-stream``.
     A part sent this way replaces what the server had for it; it counts in
     ``received`` once the project starts. 409 where storage takes no direct uploads.
     """
@@ -332,8 +336,8 @@ class PartDirectUploadApi(APIView):
 class ApiRootApi(APIView):
     """What this server offers, so clients can choose the resumable REST upload."""
 
-    permission_classes: list = []
-    authentication_classes: list = []
+    permission_classes = ()
+    authentication_classes = ()
 
     @extend_schema(responses={200: {"type": "object"}})
     def get(self, request: Request) -> Response:
@@ -342,7 +346,7 @@ class ApiRootApi(APIView):
                 "version": 1,
                 "resumable_uploads": True,
                 "max_part_size": services.uploads_part_limit(),
-                "direct_uploads": storage.direct_uploads_enabled(),
+                "direct_uploads": storage.backend().direct_uploads_enabled(),
                 "schema": public_url(request, "/api/schema/"),
                 "docs": public_url(request, "/api/docs/"),
             }

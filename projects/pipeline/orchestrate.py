@@ -87,7 +87,8 @@ class _Run:
 def reconstruct(
     request: ReconstructionRequest, *, on_progress: ProgressCallback = ignore_progress
 ) -> ReconstructionResult:
-    """Build a textured mesh from ``request.images``; raise PipelineError on any failure.
+    """Build a textured mesh from ``request.images``; raise PipelineError on any
+    failure.
 
     Writes model.glb, model_preview.glb, model.obj/.mtl, texture.jpg,
     points.ply, cameras.json, report.json, thumbnail.png and result.zip

@@ -120,8 +120,7 @@ class ErrorCode(enum.StrEnum):
     )
     INTERNAL_ERROR = (
         "internal_error",
-        "Something failed on our side. Reset and start again; the credit was "
-        "refunded.",
+        "Something failed on our side. Reset and start again; the credit was refunded.",
     )
     BAD_ARCHIVE = (
         "bad_archive",
@@ -135,7 +134,8 @@ class ErrorCode(enum.StrEnum):
 
 
 class PipelineError(Exception):
-    """A reconstruction failed; ``message`` is written for the person who sent the photos."""
+    """A reconstruction failed; ``message`` is written for the person who sent the
+    photos."""
 
     def __init__(self, code: ErrorCode | str, message: str) -> None:
         code = ErrorCode(code)

@@ -34,18 +34,10 @@ from projects.pipeline import PipelineError, Preset, Progress, ReconstructionReq
 from projects.pipeline.types import RESULT_FILES, ErrorCode
 from projects.selectors import queue_rank
 from projects.services.notifications import notification_enqueue
-from projects.services.projects import (
-    archive_limits,
-    project_refund,
-    storage_delete_tree,
-)
+from projects.services.projects import archive_limits, project_refund
 from projects.services.queue import job_enqueue, job_enqueue_on_commit
-from projects.services.uploads import (
-    parts_join,
-    temp_dir,
-    temp_dir_remove,
-    upload_discard,
-)
+from projects.services.uploads import parts_join, upload_discard
+from projects.storage import storage_delete_tree, temp_dir, temp_dir_remove
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +46,8 @@ LOG_TAIL = 30
 
 
 def job_claim_next() -> Project | None:
-    """Claim the best queued project for this worker, or None when the queue is empty."""
+    """Claim the best queued project for this worker, or None when the queue is
+    empty."""
     for _ in range(20):
         candidate = (
             Project.objects.filter(status=Project.Status.QUEUED)
@@ -83,7 +76,8 @@ def job_claim_next() -> Project | None:
 
 
 class _ProgressRecorder:
-    """Writes progress and the heartbeat; tells the engine to stop when the project was cancelled."""
+    """Writes progress and the heartbeat; tells the engine to stop when the project was
+    cancelled."""
 
     def __init__(self, project: Project) -> None:
         self.project_id = project.pk
@@ -189,14 +183,16 @@ def _finish_failed(project: Project, *, code: str, message: str) -> None:
 
 
 def job_after_finish(*, project: Project) -> None:
-    """What follows a finished or failed job: the owner's e-mail alert (private tokens)."""
+    """What follows a finished or failed job: the owner's e-mail alert (private
+    tokens)."""
     logger.info("project %s finished as %s", project.pk, project.status)
     with transaction.atomic():
         notification_enqueue(project=project)
 
 
 def job_input_prepare(*, project: Project, zip_path: Path) -> bool:
-    """Join the uploaded parts into ``zip_path``, check the zip, and keep it as the input.
+    """Join the uploaded parts into ``zip_path``, check the zip, and keep it as the
+    input.
 
     Runs in the worker so that startProject answers at once. Returns False when
     the project stopped being processed meanwhile (cancelled).
@@ -215,7 +211,8 @@ def job_input_prepare(*, project: Project, zip_path: Path) -> bool:
         )
     if len(summary.images) > project.photos:
         raise ApplicationError(
-            f"The zip contains {len(summary.images)} photos but the project was created "
+            f"The zip contains {len(summary.images)} photos but the project was "
+            "created "
             f"for {project.photos}. Reset it and create it again with "
             f"photos={len(summary.images)}.",
             code=ErrorCode.PHOTO_COUNT,
@@ -299,7 +296,8 @@ def job_run(*, project: Project) -> None:
         _finish_failed(
             project,
             code=ErrorCode.INTERNAL_ERROR,
-            message=f"The server failed while processing ({type(exc).__name__}). The credit was "
+            message=f"The server failed while processing ({type(exc).__name__}). The "
+            "credit was "
             "refunded; try again, and tell us if it happens again.",
         )
         return
@@ -394,8 +392,10 @@ def jobs_sweep(
             locked.status = Project.Status.FAILED
             locked.error_code = ErrorCode.WORKER_DIED
             locked.error = (
-                f"The worker processing this project stopped {locked.attempts} times (out of "
-                "memory or restarted). The credit was refunded; try the fast preset or fewer photos."
+                f"The worker processing this project stopped {locked.attempts} times "
+                "(out of "
+                "memory or restarted). The credit was refunded; try the fast preset "
+                "or fewer photos."
             )
             locked.finished_at = now
             locked.save()

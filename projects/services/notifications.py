@@ -29,7 +29,10 @@ MAX_ATTEMPTS = 6
 
 
 def notification_enqueue(*, project: Project) -> bool:
-    """Queue the alert for a finished or failed private project after commit; False if none is due."""
+    """Queue the alert for a finished or failed private project after commit.
+
+    False when none is due.
+    """
     if project.token.is_public or not project.token.email:
         return False
     if project.status not in {Project.Status.DONE, Project.Status.FAILED}:
@@ -80,7 +83,8 @@ def notification_message(*, project: Project) -> EmailMultiAlternatives:
 
 
 def notification_send(*, project_id: str, attempt: int) -> str:
-    """Send the alert; on an SMTP failure schedule attempt ``attempt + 1`` with backoff."""
+    """Send the alert; on an SMTP failure schedule attempt ``attempt + 1`` with
+    backoff."""
     project = Project.objects.select_related("token").filter(pk=project_id).first()
     if project is None or project.status not in {
         Project.Status.DONE,

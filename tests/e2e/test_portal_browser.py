@@ -44,7 +44,9 @@ def sign_up_and_verify(
     surname: str,
     artifacts: Path | None = None,
 ) -> str:
-    """Sign up through the pages, open the mailed link, confirm; return the token key shown once."""
+    """Sign up through the pages, open the mailed link, confirm; return the token key
+    shown
+    once."""
     page.goto(f"{base}/")
     page.get_by_role("link", name="Sign up").first.click()
     page.fill("#id_forename", forename)

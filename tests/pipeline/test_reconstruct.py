@@ -109,7 +109,7 @@ def test_report_names_stages_and_engine_versions(
     """report.json records each stage's time and the engines' versions."""
     report = json.loads(fast_result.outputs.report.read_text())
     assert report["versions"]["pycolmap"] == "4.2.1"
-    assert [s["stage"] for s in report["stages"]][0] == "ingest"
+    assert report["stages"][0]["stage"] == "ingest"
     assert report["result"]["images_registered"] == 32
 
 

@@ -88,8 +88,11 @@ def test_full_trip_upload_wait_download(fake_portal, photo_set, tmp_path) -> Non
     stem = project.name[:-4]
     assert sorted(p.name for p in out.iterdir()) == [stem, stem + "-result.zip"]
     with zipfile.ZipFile(out / (stem + "-result.zip")) as result:
-        expected = sorted(Path(n).name for n in result.namelist() if not n.endswith("/"))
-    assert expected and sorted(p.name for p in (out / stem).iterdir()) == expected  # unpacked beside the zip
+        expected = sorted(
+            Path(n).name for n in result.namelist() if not n.endswith("/")
+        )
+    assert expected
+    assert sorted(p.name for p in (out / stem).iterdir()) == expected
     state = load_state(folder / STATE_FILE_NAME)
     assert state["phase"] == "done"
     assert state["api"] == "wire"

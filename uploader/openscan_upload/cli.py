@@ -10,13 +10,13 @@ import calendar
 import contextlib
 import hashlib
 import os
-import shutil
-import zipfile
 import re
+import shutil
 import sys
 import tempfile
 import time
 import traceback
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any

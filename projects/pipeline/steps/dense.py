@@ -358,7 +358,8 @@ def _consistent_points(
     views: list[_View], i: int, cfg: DenseConfig
 ) -> tuple[NDArray[np.float64], NDArray[np.uint8], NDArray[np.float64]]:
     ref = views[i]
-    assert ref.depth is not None and ref.normal is not None  # noqa: S101  # set by _depth_map
+    assert ref.depth is not None  # noqa: S101  # set by _depth_map
+    assert ref.normal is not None  # noqa: S101
     mask = ref.depth > 0
     pts_cam = _backproject(ref.depth, np.linalg.inv(ref.K))[mask].astype(np.float64)
     world = (pts_cam - ref.t) @ ref.R

@@ -52,7 +52,8 @@ def write_obj(mesh: TexturedMesh, out_dir: Path) -> None:
     lines += [f"f {a}/{a} {b}/{b} {c}/{c}" for a, b, c in mesh.faces + 1]
     (out_dir / "model.obj").write_text("\n".join(lines) + "\n")
     (out_dir / "model.mtl").write_text(
-        f"newmtl textured\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\nmap_Kd {TEXTURE_NAME}\n"
+        "newmtl textured\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\nmap_Kd "
+        f"{TEXTURE_NAME}\n"
     )
 
 
@@ -95,8 +96,10 @@ def cameras_document(
             }
         )
     return {
-        "frame": "same as model.glb: +Y up, object centred at the origin, arbitrary scale",
-        "convention": "rotation/translation map world to camera (x right, y down, z forward)",
+        "frame": "same as model.glb: +Y up, object centred at the origin, arbitrary "
+        "scale",
+        "convention": "rotation/translation map world to camera (x right, y down, z "
+        "forward)",
         "cameras": cams,
     }
 
@@ -149,7 +152,9 @@ def export_all(
     Image.fromarray(mesh.texture).save(out_dir / TEXTURE_NAME, quality=92)
     write_obj(mesh, out_dir)
     write_points(points, colors, out_dir / "points.ply")
-    (out_dir / "cameras.json").write_text(json.dumps(cameras_document(model, sources), indent=1))
+    (out_dir / "cameras.json").write_text(
+        json.dumps(cameras_document(model, sources), indent=1)
+    )
     write_thumbnail(model, image_dir, out_dir / "thumbnail.png")
     return ReconstructionOutputs(
         glb=out_dir / "model.glb",

@@ -41,7 +41,8 @@ SENSOR_WIDTHS_MM: tuple[tuple[str, float], ...] = (
     (r"canon.*eos.*(5d|6d|1d|r5|r6|r3|r8|r\b|rp)", 36.0),  # Canon full frame
     (r"canon.*eos", 22.3),  # Canon APS-C
     (
-        r"nikon.*d(3|4|5|6|7|8)\d\b|nikon.*d(700|750|780|800|810|850)|nikon z ?(5|6|7|8|9)",
+        r"nikon.*d(3|4|5|6|7|8)\d\b|nikon.*d(700|750|780|800|810|850)|nikon z "
+        r"?(5|6|7|8|9)",
         35.9,
     ),
     (r"nikon.*(d\d{3,4}|z ?(50|30|fc))", 23.5),  # Nikon DX
@@ -249,6 +250,7 @@ def ingest(
     if len(good) < 3:
         raise PipelineError(
             "no_images",
-            f"Only {len(good)} readable photos; at least 3 overlapping photos are needed.",
+            f"Only {len(good)} readable photos; at least 3 overlapping photos are "
+            "needed.",
         )
     return IngestResult(image_dir, tuple(good), tuple(bad))

@@ -109,7 +109,8 @@ def _fill_gutters(
 def _sample(
     image: NDArray[np.uint8], u: NDArray[np.float32], v: NDArray[np.float32]
 ) -> NDArray[np.float32]:
-    """Bilinear colours at (u, v); cv2.remap wants maps under 32767 rows, so fold them."""
+    """Bilinear colours at (u, v); cv2.remap wants maps under 32767 rows, so fold
+    them."""
     n = len(u)
     width = 1024
     rows = -(-n // width)
