@@ -188,9 +188,8 @@ def main() -> None:
         ).json()
         print(
             f"server: gunicorn, {args.workers} workers × 4 threads, {os.cpu_count()} "
-            "cores, "
-            f"database {env['DATABASE_URL'].split(':')[0]}; client: {args.threads} "
-            "threads, loopback"
+            f"cores, database {env['DATABASE_URL'].split(':')[0]}; client: "
+            f"{args.threads} threads, loopback"
         )
         print(f"{'endpoint':<16}{'req/s':>10}{'requests':>10}{'errors':>8}")
         for endpoint, params in (

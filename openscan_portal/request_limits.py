@@ -30,8 +30,7 @@ class RequestLineLimitMiddleware:
             return JsonResponse(
                 {
                     "error": f"The request line is longer than {REQUEST_LINE_MAX} "
-                    "bytes; "
-                    "send fewer or shorter query parameters."
+                    "bytes; send fewer or shorter query parameters."
                 },
                 status=414,
             )

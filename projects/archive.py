@@ -210,8 +210,8 @@ def _check_directory(
     total = sum(i.file_size for i in infos)
     if total > limits.max_uncompressed:
         raise ArchiveError(
-            f"The zip unpacks to {total} bytes; at most {limits.max_uncompressed} are "
-            "allowed."
+            f"The zip unpacks to {total} bytes; at most {limits.max_uncompressed} "
+            "are allowed."
         )
     images: list[tuple[zipfile.ZipInfo, str]] = []
     others: list[zipfile.ZipInfo] = []

@@ -51,8 +51,7 @@ def upload_target(signed: str) -> UploadTarget:
     except signing.SignatureExpired as exc:
         raise ApplicationError(
             "This upload link has expired (links are valid for 4 hours). Ask for new "
-            "links "
-            "with getProjectInfo or createProject and send the part again.",
+            "links with getProjectInfo or createProject and send the part again.",
             status=410,
             code="link_expired",
         ) from exc

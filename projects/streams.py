@@ -85,8 +85,7 @@ class BodyFile(File):
         if not data:
             raise ApplicationError(
                 f"The upload ended early: {self.bytes_read} of "
-                f"{self.bytes_read + self._left} "
-                "bytes arrived. Send the part again.",
+                f"{self.bytes_read + self._left} bytes arrived. Send the part again.",
                 code="incomplete_body",
             )
         self._left -= len(data)

@@ -91,8 +91,8 @@ def _int_param(request: HttpRequest, name: str) -> int:
     value = ascii_int(raw)
     if value is None:
         raise ApplicationError(
-            f"The parameter '{name}' must be a whole number in ASCII digits, "
-            f"got '{raw.strip()[:40]}'."
+            f"The parameter '{name}' must be a whole number in ASCII digits, got "
+            f"'{raw.strip()[:40]}'."
         )
     return value
 

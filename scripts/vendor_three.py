@@ -34,8 +34,8 @@ def main() -> int:
     pinned = json.loads((ROOT / "package.json").read_text())["dependencies"]["three"]
     if version != pinned:
         print(
-            f"node_modules has three {version}, package.json pins {pinned}: "
-            "run `npm ci`.",
+            f"node_modules has three {version}, package.json pins {pinned}: run `npm "
+            "ci`.",
             file=sys.stderr,
         )
         return 1

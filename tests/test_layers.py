@@ -28,9 +28,8 @@ def test_import_contracts_are_kept():
 def test_importing_the_pipeline_and_its_runner_loads_no_engine():
     # A fresh interpreter: the suite's own process may have loaded the engine.
     code = (
-        "import sys, projects.pipeline, projects.pipeline.runner;"
-        "print(sorted(m for m in ('pycolmap', 'open3d', 'cv2', 'trimesh')"
-        " if m in sys.modules))"
+        "import sys, projects.pipeline, projects.pipeline.runner;print(sorted(m for "
+        "m in ('pycolmap', 'open3d', 'cv2', 'trimesh') if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],

@@ -245,10 +245,9 @@ def credit_charge(
                 - DailyUsage.objects.values_list("used", flat=True).get(pk=row.pk),
             )
             raise InsufficientCreditError(
-                f"The public token's quota for today is used up: {left} bytes left of "
-                f"{quota}, this project needs {amount}. Try again after midnight UTC, "
-                "or "
-                "register for a private token."
+                f"The public token's quota for today is used up: {left} bytes left "
+                f"of {quota}, this project needs {amount}. Try again after midnight "
+                "UTC, or register for a private token."
             )
         balance = DailyUsage.objects.values_list("used", flat=True).get(pk=row.pk)
     else:
@@ -258,8 +257,8 @@ def credit_charge(
         if not updated:
             have = Token.objects.values_list("credit", flat=True).get(pk=token.pk)
             raise InsufficientCreditError(
-                f"Not enough credit: this project needs {amount} bytes, the token has "
-                f"{have}. Ask for more credit or upload a smaller set."
+                f"Not enough credit: this project needs {amount} bytes, the token "
+                f"has {have}. Ask for more credit or upload a smaller set."
             )
         balance = Token.objects.values_list("credit", flat=True).get(pk=token.pk)
     return _ledger_add(
@@ -336,8 +335,8 @@ def _token_mail_allow(*, email: str, ip: str) -> None:
         key=f"token-mail:address:{email}", limit=per_address, window_seconds=86_400
     ):
         raise ApplicationError(
-            f"This address was sent {per_address} token mails today, the most per day. "
-            "Look for them (and in the spam folder) or try again tomorrow.",
+            f"This address was sent {per_address} token mails today, the most per "
+            "day. Look for them (and in the spam folder) or try again tomorrow.",
             status=429,
             code="mail_limit",
         )
@@ -345,8 +344,8 @@ def _token_mail_allow(*, email: str, ip: str) -> None:
         key=f"token-mail:ip:{ip}", limit=per_ip, window_seconds=3600
     ):
         raise ApplicationError(
-            f"{per_ip} token mails were requested from your network in the last hour, "
-            "the most per hour. Try again later.",
+            f"{per_ip} token mails were requested from your network in the last "
+            "hour, the most per hour. Try again later.",
             status=429,
             code="mail_limit",
         )
@@ -379,9 +378,8 @@ def _reminder_send(*, email: str, forename: str) -> None:
     send_mail(
         "Your OpenScan Portal token",
         f"Hello {forename},\n\nsomeone (hopefully you) asked for an OpenScan Portal "
-        "token "
-        f"for this address. {held}"
-        "If you lost it, sign in to the portal and regenerate it on your token page.\n",
+        f"token for this address. {held}If you lost it, sign in to the portal and "
+        "regenerate it on your token page.\n",
         None,
         [email],
     )
@@ -425,14 +423,10 @@ def token_request(
     send_mail(
         "Your OpenScan Portal token",
         f"Hello {forename},\n\nhere is your private OpenScan Portal token:\n\n    "
-        f"{key}\n\n"
-        "Paste it into your OpenScan rig's cloud settings, pass it to openscan-upload "
-        "with "
-        "--token (or OPENSCAN_TOKEN), or send it to the API as 'Authorization: Bearer "
-        "<token>'.\n"
-        f"It holds {token.credit / 1e9:.1f} GB of credit. Keep it secret: anyone with "
-        "it can "
-        "spend your credit.\n",
+        f"{key}\n\nPaste it into your OpenScan rig's cloud settings, pass it to "
+        "openscan-upload with --token (or OPENSCAN_TOKEN), or send it to the API as "
+        f"'Authorization: Bearer <token>'.\nIt holds {token.credit / 1e9:.1f} GB of "
+        "credit. Keep it secret: anyone with it can spend your credit.\n",
         None,
         [email],
     )

@@ -47,10 +47,9 @@ def public_burst_consume(*, token: Token, ip: str, amount: int) -> None:
         wait = window - int(time.time() % window)
         raise ApplicationError(
             f"This address has sent {used - amount} bytes with the public token in "
-            "the last "
-            f"minutes; the limit is {limit} per {window // 60} minutes so everyone "
-            "gets a share. "
-            f"Try again in {wait} seconds, or register for a private token.",
+            f"the last minutes; the limit is {limit} per {window // 60} minutes so "
+            f"everyone gets a share. Try again in {wait} seconds, or register for a "
+            "private token.",
             status=429,
             code="burst_limit",
         )

@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nDone in {result.seconds:.1f} s: "
         f"{result.images_registered}/{result.images_used} photos placed "
-        f"({result.images_total} given), {result.dense_points} points, {result.faces} "
-        "faces."
+        f"({result.images_total} given), {result.dense_points} points, "
+        f"{result.faces} faces."
     )
     for timing in result.timings:
         print(

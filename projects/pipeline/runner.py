@@ -79,8 +79,8 @@ def _child(
 
 
 _OOM_MESSAGE = (
-    "The reconstruction needed more memory than this server allows; "
-    "try fewer or smaller photos."
+    "The reconstruction needed more memory than this server allows; try fewer or "
+    "smaller photos."
 )
 
 

@@ -81,8 +81,8 @@ class ErrorCode(enum.StrEnum):
     )
     UNREADABLE_IMAGES = (
         "unreadable_images",
-        "Some photos could not be read. Export them again as JPEG and upload the "
-        "set again.",
+        "Some photos could not be read. Export them again as JPEG and upload the set "
+        "again.",
     )
     TOO_FEW_REGISTERED = (
         "too_few_registered",

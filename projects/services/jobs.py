@@ -212,8 +212,7 @@ def job_input_prepare(*, project: Project, zip_path: Path) -> bool:
     if len(summary.images) > project.photos:
         raise ApplicationError(
             f"The zip contains {len(summary.images)} photos but the project was "
-            "created "
-            f"for {project.photos}. Reset it and create it again with "
+            f"created for {project.photos}. Reset it and create it again with "
             f"photos={len(summary.images)}.",
             code=ErrorCode.PHOTO_COUNT,
         )
@@ -297,8 +296,7 @@ def job_run(*, project: Project) -> None:
             project,
             code=ErrorCode.INTERNAL_ERROR,
             message=f"The server failed while processing ({type(exc).__name__}). The "
-            "credit was "
-            "refunded; try again, and tell us if it happens again.",
+            "credit was refunded; try again, and tell us if it happens again.",
         )
         return
     finally:
@@ -309,8 +307,8 @@ def job_run(*, project: Project) -> None:
             transaction.on_commit(lambda: storage_delete_tree(prefix))
             return
         summary = (
-            f"Done: {result.images_registered} of {result.images_total} photos placed, "
-            f"{result.faces} faces."
+            f"Done: {result.images_registered} of {result.images_total} photos "
+            f"placed, {result.faces} faces."
         )
         locked.status = Project.Status.DONE
         locked.result_path = prefix
@@ -393,9 +391,8 @@ def jobs_sweep(
             locked.error_code = ErrorCode.WORKER_DIED
             locked.error = (
                 f"The worker processing this project stopped {locked.attempts} times "
-                "(out of "
-                "memory or restarted). The credit was refunded; try the fast preset "
-                "or fewer photos."
+                "(out of memory or restarted). The credit was refunded; try the "
+                "fast preset or fewer photos."
             )
             locked.finished_at = now
             locked.save()

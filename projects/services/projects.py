@@ -56,28 +56,24 @@ def _validate_request(
     if parts > parts_limit:
         raise ApplicationError(
             f"parts may be at most {parts_limit} for {filesize} bytes (at most one "
-            "part "
-            f"per {min(PART_MIN_BYTES, part_max)} bytes, and never more than "
+            f"part per {min(PART_MIN_BYTES, part_max)} bytes, and never more than "
             f"{PARTS_MAX})."
         )
     if filesize > parts * part_max:
         raise ApplicationError(
             f"{parts} part(s) of at most {part_max} "
-            f"bytes{storage.backend().part_limit_reason()} cannot "
-            f"hold {filesize} bytes; split the zip into at least "
-            f"{-(-filesize // part_max)} parts."
+            f"bytes{storage.backend().part_limit_reason()} cannot hold {filesize} "
+            f"bytes; split the zip into at least {-(-filesize // part_max)} parts."
         )
     if filesize > token.limit_filesize:
         raise ApplicationError(
             f"The zip is {filesize} bytes; this token allows at most "
-            f"{token.limit_filesize} "
-            "bytes per project."
+            f"{token.limit_filesize} bytes per project."
         )
     if photos > token.limit_photos:
         raise ApplicationError(
             f"The set has {photos} photos; this token allows at most "
-            f"{token.limit_photos} "
-            "per project."
+            f"{token.limit_photos} per project."
         )
 
 
@@ -171,8 +167,8 @@ def project_create(
     if existing.status != Project.Status.CREATED:
         raise ApplicationError(
             f"A project named '{name}' already exists and is "
-            f"{existing.get_status_display().lower()}. Reset it first, or use another "
-            "name.",
+            f"{existing.get_status_display().lower()}. Reset it first, or use "
+            "another name.",
             status=409,
             code="project_exists",
         )
@@ -355,8 +351,7 @@ def project_cancel(*, project: Project) -> Project:
     elif locked.status != Project.Status.PROCESSING:
         raise ApplicationError(
             f"The project is {locked.get_status_display().lower()}; only queued or "
-            "running "
-            "projects can be cancelled.",
+            "running projects can be cancelled.",
             status=409,
         )
     locked.status = Project.Status.CANCELLED

@@ -45,16 +45,14 @@ def _check_uploadable(project: Project, *, generation: int, part: int) -> None:
     if generation != project.upload_generation:
         raise ApplicationError(
             "This upload link belongs to an earlier upload of the project; use the "
-            "links "
-            "from the latest createProject or getProjectInfo.",
+            "links from the latest createProject or getProjectInfo.",
             status=410,
             code="link_superseded",
         )
     if project.status != Project.Status.CREATED:
         raise ApplicationError(
             f"The project is already {project.get_status_display().lower()}; parts "
-            "can only "
-            "be sent before it starts. Reset the project to upload again.",
+            "can only be sent before it starts. Reset the project to upload again.",
             status=409,
             code="project_started",
         )
@@ -106,8 +104,8 @@ def _stream_to_storage(
     limit = backend.part_max_bytes()
     if length is not None and length > limit:
         raise ApplicationError(
-            f"A part may be at most {limit} bytes{backend.part_limit_reason()}; "
-            f"this one is {length}. Split the zip into smaller parts.",
+            f"A part may be at most {limit} bytes{backend.part_limit_reason()}; this "
+            f"one is {length}. Split the zip into smaller parts.",
             status=413,
             code="part_too_large",
         )
@@ -205,8 +203,8 @@ def part_append(
     limit = backend.part_max_bytes()
     if current + length > limit:
         raise ApplicationError(
-            f"A part may be at most {limit} bytes{backend.part_limit_reason()}; "
-            f"this would make it {current + length}.",
+            f"A part may be at most {limit} bytes{backend.part_limit_reason()}; this "
+            f"would make it {current + length}.",
             status=413,
             code="part_too_large",
         )
@@ -250,8 +248,8 @@ def part_append(
     except IntegrityError as exc:
         default_storage.delete(stored)
         raise ApplicationError(
-            "Another upload wrote at this offset at the same time; ask for the offset "
-            "again.",
+            "Another upload wrote at this offset at the same time; ask for the "
+            "offset again.",
             status=409,
             code="offset_mismatch",
         ) from exc
@@ -307,8 +305,8 @@ def part_direct_target(
     target = storage.backend().direct_upload(project=project, part=part, method=method)
     if target is None:
         raise ApplicationError(
-            "This server takes no direct uploads to its storage; send the part to its "
-            "upload_url (PATCH) instead.",
+            "This server takes no direct uploads to its storage; send the part to "
+            "its upload_url (PATCH) instead.",
             status=409,
             code="direct_upload_unavailable",
         )
@@ -394,8 +392,7 @@ def _part_damaged(project: Project, part: int, detail: str) -> ApplicationError:
     _chunks_delete(chunks)
     return ApplicationError(
         f"Part {part + 1} of {project.parts} is not stored as it was received "
-        f"({detail}). "
-        "Upload it again and start again.",
+        f"({detail}). Upload it again and start again.",
         code="part_damaged",
     )
 
@@ -417,17 +414,15 @@ def parts_check(*, project: Project, collect: bool = True) -> None:
     if missing:
         raise ApplicationError(
             f"Part(s) {', '.join(missing)} of {project.parts} have not arrived. "
-            "Upload them "
-            "(getProjectInfo gives fresh links) and start again.",
+            "Upload them (getProjectInfo gives fresh links) and start again.",
             code="parts_missing",
         )
     total = sum(received.values())
     if total != project.filesize:
         raise ApplicationError(
             f"The parts add up to {total} bytes but the project was created with "
-            "filesize "
-            f"{project.filesize}. Upload the parts again or create the project with "
-            "the right size.",
+            f"filesize {project.filesize}. Upload the parts again or create the "
+            "project with the right size.",
             code="size_mismatch",
         )
 

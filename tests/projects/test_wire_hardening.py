@@ -112,9 +112,8 @@ def test_item1_chunked_part_past_200000000_bytes_is_cut_with_413_and_nothing_sto
     # when 200,000,001 bytes arrive chunked and the client then waits (no final chunk)
     def request():
         yield (
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            "Content-Type: application/octet-stream\r\n"
-            "Transfer-Encoding: chunked\r\n\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+            "application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
         ).encode()
         block = b"z" * (1 << 20)
         sent = 0
@@ -143,8 +142,8 @@ def test_item1_no_411_a_part_without_length_or_chunking_is_an_empty_part(
         iter(
             [
                 (
-                    f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                    "Connection: close\r\n\r\n"
+                    f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: "
+                    "close\r\n\r\n"
                 ).encode()
             ]
         ),
@@ -367,8 +366,8 @@ def test_item5_start_reads_only_the_directory_and_names_a_photo_count_mismatch(
     status, body = _uploaded_and_started(server, private_token[1], "five.zip", data)
     assert status == 400
     assert body["error"] == (
-        "The zip contains 5 photos but the project was created for 3. "
-        "Create it again with photos=5."
+        "The zip contains 5 photos but the project was created for 3. Create it "
+        "again with photos=5."
     )
     assert Project.objects.get(name="five.zip").status == "created"
 

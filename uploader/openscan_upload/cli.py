@@ -149,12 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="openscan-upload",
         description="Validate a folder of photos, upload it to an OpenScan Portal "
-        "(or any OpenScanCloud-compatible server), follow the processing and download "
-        "the model.",
+        "(or any OpenScanCloud-compatible server), follow the processing and "
+        "download the model.",
         epilog="Example:\n"
-        "  export OPENSCAN_SERVER=https://portal.example OPENSCAN_TOKEN=...\n"
-        "  openscan-upload upload ./scan --wait --download ./out\n\n"
-        f"Exit codes:\n{codes}",
+        "  export OPENSCAN_SERVER=https://portal.example OPENSCAN_TOKEN=...\n  "
+        "openscan-upload upload ./scan --wait --download ./out\n\nExit "
+        f"codes:\n{codes}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -479,13 +479,12 @@ def cmd_check(args: argparse.Namespace, output: Output) -> int:
     if blocking:
         raise ExitError(
             EXIT_VALIDATION,
-            f"Validation failed: {len(blocking)} problem(s). Fix them, "
-            "or upload with --skip-bad to leave the bad photos out. "
-            f"Details: {report_path}",
+            f"Validation failed: {len(blocking)} problem(s). Fix them, or upload "
+            f"with --skip-bad to leave the bad photos out. Details: {report_path}",
         )
     output.say(
-        f"All {len(result.images)} photos can be uploaded: "
-        f"openscan-upload upload {directory}"
+        f"All {len(result.images)} photos can be uploaded: openscan-upload upload "
+        f"{directory}"
     )
     return EXIT_OK
 
@@ -520,8 +519,8 @@ def cmd_upload(args: argparse.Namespace, output: Output) -> int:
     if state is not None and state.get("server") != public_server_url(server):
         raise ExitError(
             EXIT_USAGE,
-            f"This folder's upload went to {state.get('server')}; use "
-            f"--restart to upload it to {public_server_url(server)} instead.",
+            f"This folder's upload went to {state.get('server')}; use --restart to "
+            f"upload it to {public_server_url(server)} instead.",
         )
     if (
         state is not None
@@ -530,8 +529,8 @@ def cmd_upload(args: argparse.Namespace, output: Output) -> int:
     ):
         raise ExitError(
             EXIT_USAGE,
-            f"This folder is being uploaded as {state['project']['name']}; "
-            "use --restart to upload it under another name.",
+            f"This folder is being uploaded as {state['project']['name']}; use "
+            "--restart to upload it under another name.",
         )
     policy = make_policy(args, output)
     if state is None:
@@ -581,9 +580,8 @@ def cmd_upload(args: argparse.Namespace, output: Output) -> int:
     if bad and not args.skip_bad:
         raise ExitError(
             EXIT_VALIDATION,
-            f"{len(bad)} photo(s) have problems (see above and "
-            f"{report_path}). Fix them, or rerun with --skip-bad to upload the "
-            f"other {len(selected)}.",
+            f"{len(bad)} photo(s) have problems (see above and {report_path}). Fix "
+            f"them, or rerun with --skip-bad to upload the other {len(selected)}.",
         )
     if bad:
         output.say(
@@ -675,9 +673,9 @@ def _require_same_files(
     )
     raise ExitError(
         EXIT_VALIDATION,
-        "The photos changed since this upload began "
-        f"({details}). Put them back to resume, or run with --restart to upload the "
-        "new set as a new project (it is charged again).",
+        f"The photos changed since this upload began ({details}). Put them back to "
+        "resume, or run with --restart to upload the new set as a new project (it "
+        "is charged again).",
     )
 
 
@@ -737,16 +735,16 @@ def pack(
     except OSError as exc:
         raise ExitError(
             EXIT_USAGE,
-            f"Cannot write the zip to {zip_path.parent}: {exc}. "
-            "Choose another place with --work-dir.",
+            f"Cannot write the zip to {zip_path.parent}: {exc}. Choose another place "
+            "with --work-dir.",
         ) from exc
     if known:
         if packed.sha256 != known["sha256"]:
             raise ExitError(
                 EXIT_VALIDATION,
-                "Rebuilding the zip gave different bytes than the "
-                "upload that is in progress (another tool version?). Run with "
-                "--restart to start a new project.",
+                "Rebuilding the zip gave different bytes than the upload that is in "
+                "progress (another tool version?). Run with --restart to start a new "
+                "project.",
             )
         return
     parts = split_parts(zip_path, part_size)
@@ -774,8 +772,8 @@ def pack(
     save_state(path, state)
     output.event("packed", zip_size=packed.size, parts=len(parts), sha256=packed.sha256)
     output.say(
-        f"Packed {len(images)} photo(s) into {packed.size:,} bytes, "
-        f"{len(parts)} part(s)."
+        f"Packed {len(images)} photo(s) into {packed.size:,} bytes, {len(parts)} "
+        "part(s)."
     )
 
 
@@ -857,8 +855,8 @@ def refresh_links(
     except NotFoundError as exc:
         raise ExitError(
             EXIT_REJECTED,
-            f"The server no longer knows project {name} (it may have "
-            "expired). Run again with --restart to upload it as a new project.",
+            f"The server no longer knows project {name} (it may have expired). Run "
+            "again with --restart to upload it as a new project.",
         ) from exc
     links = info.get("ulink")
     if (
@@ -965,8 +963,8 @@ def start(
 
 def _say_next_steps(output: Output, directory: Path) -> None:
     output.say(
-        f"Follow it:      openscan-upload status {directory} --wait\n"
-        f"Get the model:  openscan-upload download {directory} -o OUT"
+        f"Follow it:      openscan-upload status {directory} --wait\nGet the model:  "
+        f"openscan-upload download {directory} -o OUT"
     )
 
 
@@ -985,8 +983,8 @@ def _project_ref(
         if state is None or not state["project"].get("name"):
             raise ExitError(
                 EXIT_USAGE,
-                f"{candidate} has no upload in progress "
-                f"(no {path.name}); run openscan-upload upload {candidate} first.",
+                f"{candidate} has no upload in progress (no {path.name}); run "
+                f"openscan-upload upload {candidate} first.",
             )
         return state, path, candidate.resolve()
     state = new_state(Path("."), server)
@@ -1111,8 +1109,8 @@ def follow(
             if deadline is not None and time.monotonic() >= deadline:
                 raise ExitError(
                     EXIT_NETWORK,
-                    f"Still '{last_status}' after {args.wait_timeout:.0f} s."
-                    " Check again later with: openscan-upload status "
+                    f"Still '{last_status}' after {args.wait_timeout:.0f} s. Check "
+                    "again later with: openscan-upload status "
                     f"{directory or state['project']['name']} --wait",
                 )
             time.sleep(args.poll_interval)
@@ -1160,8 +1158,8 @@ def fetch_result(
     if not link:
         raise ExitError(
             EXIT_REJECTED,
-            "The server reports the project as done but offers no "
-            "download link yet; try again later with: openscan-upload download "
+            "The server reports the project as done but offers no download link "
+            "yet; try again later with: openscan-upload download "
             f"{state['project']['name']} -o {out}",
         )
     url = (
@@ -1226,9 +1224,9 @@ def cmd_download(args: argparse.Namespace, output: Output) -> int:
     if info["status"] not in DONE_STATUSES:
         raise ExitError(
             EXIT_REJECTED,
-            f"Not ready yet (status: {info['status'] or 'unknown'}). "
-            f"Wait for it with: openscan-upload status {args.project} --wait "
-            f"--download {args.output}",
+            f"Not ready yet (status: {info['status'] or 'unknown'}). Wait for it "
+            f"with: openscan-upload status {args.project} --wait --download "
+            f"{args.output}",
         )
     fetch_result(args, output, state, info, args.output, server, token, policy)
     return EXIT_OK

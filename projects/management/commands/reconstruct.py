@@ -8,8 +8,8 @@ from projects.pipeline.__main__ import main as pipeline_main
 
 class Command(BaseCommand):
     help = (
-        "Reconstruct a folder or zip of photos locally: "
-        "python manage.py reconstruct IMAGES --out OUT_DIR"
+        "Reconstruct a folder or zip of photos locally: python manage.py reconstruct "
+        "IMAGES --out OUT_DIR"
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
