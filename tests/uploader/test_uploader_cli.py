@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 from openscan_upload import cli
 from openscan_upload.client import WireClient
-from openscan_upload.state import STATE_FILE_NAME, load_state
+from openscan_upload.state import (
+    STATE_FILE_NAME,
+    ProjectRef,
+    UploadState,
+    load_state,
+)
 
 
 def run(portal, *args: str, token: str | None = None) -> int:
@@ -94,8 +99,8 @@ def test_full_trip_upload_wait_download(fake_portal, photo_set, tmp_path) -> Non
     assert expected
     assert sorted(p.name for p in (out / stem).iterdir()) == expected
     state = load_state(folder / STATE_FILE_NAME)
-    assert state["phase"] == "done"
-    assert state["api"] == "wire"
+    assert state.phase == "done"
+    assert state.api == "wire"
     assert fake_portal.token not in (folder / STATE_FILE_NAME).read_text()
     assert not (folder.parent / "work").exists() or not any(
         (folder.parent / "work").iterdir()
@@ -139,8 +144,8 @@ def test_cut_connection_then_rerun_resumes_with_one_project_and_one_charge(
 
     assert first == cli.EXIT_NETWORK
     state = load_state(folder / STATE_FILE_NAME)
-    assert state["phase"] == "created"
-    assert [part["state"] for part in state["parts"]][:2] == ["done", "pending"]
+    assert state.phase == "created"
+    assert [part["state"] for part in state.parts][:2] == ["done", "pending"]
     # when
     fake_portal.drops = []
     posts_before = sum(
@@ -176,7 +181,7 @@ def test_rerun_skips_confirmed_parts(fake_portal, photo_set, monkeypatch) -> Non
     assert upload(fake_portal, folder, "--part-size", "30000") == cli.EXIT_INTERRUPTED
 
     state = load_state(folder / STATE_FILE_NAME)
-    assert [part["state"] for part in state["parts"]][:3] == ["done", "done", "pending"]
+    assert [part["state"] for part in state.parts][:3] == ["done", "done", "pending"]
     monkeypatch.setattr(WireClient, "upload_part", real)
     calls_before = len(fake_portal.calls)
 
@@ -373,7 +378,7 @@ def test_rest_upload_is_preferred_when_offered(
     assert any(call.startswith("PATCH") for call in rest_portal.calls)
     assert zipfile.ZipFile(BytesIO(rest_portal.zip_of(project.name))).testzip() is None
     assert (tmp_path / "model.zip").read_bytes() == rest_portal.result
-    assert load_state(folder / STATE_FILE_NAME)["project"]["id"] == project.id
+    assert load_state(folder / STATE_FILE_NAME).project.id == project.id
 
 
 def test_rest_resume_continues_from_the_server_offset(rest_portal, photo_set) -> None:
@@ -431,7 +436,9 @@ class _RestStub:
 
 
 def test_rest_status_finds_the_zip_in_the_downloads_list() -> None:
-    state = {"api": "rest", "project": {"id": "abc", "name": "vase"}}
+    state = UploadState(
+        server="https://portal", api="rest", project=ProjectRef(name="vase", id="abc")
+    )
     body = {
         "status": "done",
         "progress": {"overall": 1.0},

@@ -170,8 +170,8 @@ def test_full_upload_reaches_the_queue(proxy, token, photo_set) -> None:
     assert (project.photos, project.parts) == (5, 1)
     assert charges(token[0]) == 1
     state = load_state(folder / STATE_FILE_NAME)
-    assert state["phase"] == "started"
-    assert state["project"]["name"] == project.name
+    assert state.phase == "started"
+    assert state.project.name == project.name
     assert token[1] not in (folder / STATE_FILE_NAME).read_text()
 
 
@@ -187,7 +187,7 @@ def test_rest_upload_in_several_parts(proxy, token, photo_set) -> None:
     project = Project.objects.get(token=token[0])
     assert project.parts >= 3
     assert project.status != Project.Status.CREATED
-    assert load_state(folder / STATE_FILE_NAME)["api"] == "rest"
+    assert load_state(folder / STATE_FILE_NAME).api == "rest"
     assert len(proxy.paths("PATCH")) >= project.parts
     assert charges(token[0]) == 1
 

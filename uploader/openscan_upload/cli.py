@@ -41,6 +41,7 @@ from .report import REPORT_NAME, Output, format_summary, write_report
 from .retry import RetryPolicy
 from .state import (
     StateError,
+    UploadState,
     bytes_done,
     load_state,
     new_state,
@@ -510,53 +511,53 @@ def cmd_upload(args: argparse.Namespace, output: Output) -> int:
     except StateError as exc:
         raise ExitError(EXIT_USAGE, str(exc)) from exc
     if args.restart and path.exists():
-        previous = load_state(path) or {}
-        if previous.get("phase") in ("creating", "created", "uploaded"):
+        previous = load_state(path)
+        if previous is not None and previous.phase in (
+            "creating",
+            "created",
+            "uploaded",
+        ):
             output.warn(
-                f"--restart: project {previous['project'].get('name')} is left "
+                f"--restart: project {previous.project.name} is left "
                 "unfinished on the server; a new project is created."
             )
-    if state is not None and state.get("server") != public_server_url(server):
+    if state is not None and state.server != public_server_url(server):
         raise ExitError(
             EXIT_USAGE,
-            f"This folder's upload went to {state.get('server')}; use --restart to "
+            f"This folder's upload went to {state.server}; use --restart to "
             f"upload it to {public_server_url(server)} instead.",
         )
     if (
         state is not None
         and args.project
-        and state["project"].get("name") not in (None, args.project)
+        and state.project.name not in (None, args.project)
     ):
         raise ExitError(
             EXIT_USAGE,
-            f"This folder is being uploaded as {state['project']['name']}; use "
+            f"This folder is being uploaded as {state.project.name}; use "
             "--restart to upload it under another name.",
         )
     policy = make_policy(args, output)
     if state is None:
-        state = new_state(directory, server)
-    elif state["phase"] != "new":
-        output.say(
-            f"Resuming project {state['project']['name']} (phase: {state['phase']})."
-        )
+        state = new_state(server)
+    elif state.phase != "new":
+        output.say(f"Resuming project {state.project.name} (phase: {state.phase}).")
     wire = WireClient(server, token, policy)
 
-    if state["phase"] in ("started", "done", "failed"):
-        output.say(
-            f"Project {state['project']['name']} was already uploaded and started."
-        )
+    if state.phase in ("started", "done", "failed"):
+        output.say(f"Project {state.project.name} was already uploaded and started.")
         if not args.wait:
             _say_next_steps(output, directory)
-            return EXIT_PARTIAL if state.get("skipped_files") else EXIT_OK
+            return EXIT_PARTIAL if state.skipped_files else EXIT_OK
         return follow(args, output, state, server, token, policy, directory, path)
 
-    api, api_info = choose_api(args, server, policy, state.get("api"))
+    api, api_info = choose_api(args, server, policy, state.api)
     rest = (
         RestClient(server, token, policy, chunk_size=args.chunk_size)
         if api == "rest"
         else None
     )
-    created = state["phase"] in ("created", "uploaded")
+    created = state.phase in ("created", "uploaded")
     token_info = token_info_or_none(wire)
     if token_info is not None:
         output.event(
@@ -592,20 +593,17 @@ def cmd_upload(args: argparse.Namespace, output: Output) -> int:
         {"name": image.name, "size": image.size, "sha256": image.sha256}
         for image in sorted(selected, key=lambda item: item.name)
     ]
-    if state["phase"] in ("creating", "created", "uploaded"):
-        _require_same_files(state["files"], files)
-    elif (
-        state["files"] != files
-        or (state.get("zip") or {}).get("part_size") != args.part_size
-    ):
+    if state.phase in ("creating", "created", "uploaded"):
+        _require_same_files(state.files, files)
+    elif state.files != files or (state.zip or {}).get("part_size") != args.part_size:
         # Nothing is on the server yet: plan again from the current photos.
-        state["zip"], state["parts"], state["phase"] = None, [], "new"
-    state["api"] = api
-    state["files"] = files
-    state["skipped_files"] = bad
-    if not state["project"]["name"]:
-        state["project"]["name"] = project_name(args.project, directory)
-    name = state["project"]["name"]
+        state.zip, state.parts, state.phase = None, [], "new"
+    state.api = api
+    state.files = files
+    state.skipped_files = bad
+    if not state.project.name:
+        state.project.name = project_name(args.project, directory)
+    name = state.project.name
 
     part_size = args.part_size
     if api_info and isinstance(api_info.get("max_part_size"), int):
@@ -614,18 +612,18 @@ def cmd_upload(args: argparse.Namespace, output: Output) -> int:
     zip_path = _work_dir(args, directory) / name
     pack(output, state, path, selected, name, zip_path, part_size, angles)
     zip_issues = check_limits(
-        selected, token_info, zip_size=state["zip"]["size"], check_credit=not created
+        selected, token_info, zip_size=state.zip["size"], check_credit=not created
     )
     if zip_issues:
         raise ExitError(
             EXIT_VALIDATION, "\n".join(f"{i.kind}: {i.message}" for i in zip_issues)
         )
 
-    if state["phase"] in ("packed", "creating"):
+    if state.phase in ("packed", "creating"):
         create(output, state, path, wire, rest, args.preset)
-    if state["phase"] == "created":
+    if state.phase == "created":
         upload_parts(output, state, path, wire, rest, zip_path, server)
-    if state["phase"] == "uploaded":
+    if state.phase == "uploaded":
         start(output, state, path, wire, rest)
         _remove_zip(zip_path)
     code = EXIT_PARTIAL if bad else EXIT_OK
@@ -708,7 +706,7 @@ def _remove_zip(zip_path: Path) -> None:
 
 def pack(
     output: Output,
-    state: dict[str, Any],
+    state: UploadState,
     path: Path,
     images: list[ImageInfo],
     name: str,
@@ -720,7 +718,7 @@ def pack(
 
     A resumed upload must get the same bytes as the first run.
     """
-    known = state.get("zip")
+    known = state.zip
     if known and zip_path.exists() and zip_path.stat().st_size == known["size"]:
         size, digest, _ = hash_ranges(zip_path, [])
         if digest == known["sha256"]:
@@ -748,14 +746,14 @@ def pack(
             )
         return
     parts = split_parts(zip_path, part_size)
-    state["zip"] = {
+    state.zip = {
         "name": name,
         "size": packed.size,
         "sha256": packed.sha256,
         "part_size": part_size,
         "entries": len(packed.entries),
     }
-    state["parts"] = [
+    state.parts = [
         {
             "index": part.index,
             "offset": part.offset,
@@ -768,7 +766,7 @@ def pack(
         }
         for part in parts
     ]
-    state["phase"] = "packed"
+    state.phase = "packed"
     save_state(path, state)
     output.event("packed", zip_size=packed.size, parts=len(parts), sha256=packed.sha256)
     output.say(
@@ -779,7 +777,7 @@ def pack(
 
 def create(
     output: Output,
-    state: dict[str, Any],
+    state: UploadState,
     path: Path,
     wire: WireClient,
     rest: RestClient | None,
@@ -788,26 +786,26 @@ def create(
     """Create the project once. The state says 'creating' before the request, so a
     crash between the server's answer and the next save is retried with the same
     name, which the server answers without charging again."""
-    name = state["project"]["name"]
-    parts = state["parts"]
-    state["phase"] = "creating"
+    name = state.project.name
+    parts = state.parts
+    state.phase = "creating"
     save_state(path, state)
     if rest is None:
         answer = wire.create_project(
-            name, len(state["files"]), len(parts), state["zip"]["size"]
+            name, len(state.files), len(parts), state.zip["size"]
         )
         issued = now_iso()
         for part, link in zip(parts, answer["ulink"]):
             part["link"], part["link_issued_at"] = link, issued
-        state["project"]["credit_charged"] = answer.get("credit")
-        state["server_answers"]["createProject"] = {
+        state.project.credit_charged = answer.get("credit")
+        state.server_answers["createProject"] = {
             key: value for key, value in answer.items() if key != "ulink"
         }
     else:
         answer = rest.create_project(
-            name, len(state["files"]), state["zip"]["size"], len(parts), preset
+            name, len(state.files), state.zip["size"], len(parts), preset
         )
-        state["project"]["id"] = str(answer["id"])
+        state.project.id = str(answer["id"])
         for part, remote in zip(parts, answer["parts"]):
             part["link"] = rest.url(
                 str(
@@ -816,19 +814,19 @@ def create(
                 )
             )
             part["received"] = int(remote.get("received") or 0)
-        state["server_answers"]["create"] = scrub(answer)
-    state["project"]["created_at"] = now_iso()
-    state["phase"] = "created"
+        state.server_answers["create"] = scrub(answer)
+    state.project.created_at = now_iso()
+    state.phase = "created"
     save_state(path, state)
     output.event(
         "created",
         project=name,
-        id=state["project"]["id"],
-        credit=state["project"]["credit_charged"],
+        id=state.project.id,
+        credit=state.project.credit_charged,
     )
     output.say(
         f"Created project {name}"
-        + (f" (id {state['project']['id']})" if state["project"]["id"] else "")
+        + (f" (id {state.project.id})" if state.project.id else "")
         + "."
     )
 
@@ -845,11 +843,11 @@ def _link_is_fresh(part: dict[str, Any]) -> bool:
 
 
 def refresh_links(
-    output: Output, state: dict[str, Any], path: Path, wire: WireClient
+    output: Output, state: UploadState, path: Path, wire: WireClient
 ) -> None:
     """New upload links for an existing project, without creating or charging anew."""
-    name = state["project"]["name"]
-    parts = state["parts"]
+    name = state.project.name
+    parts = state.parts
     try:
         info = wire.project_info(name)
     except NotFoundError as exc:
@@ -867,7 +865,7 @@ def refresh_links(
         # createProject on a project still in 'created' hands out fresh links and
         # does not charge again.
         links = wire.create_project(
-            name, len(state["files"]), len(parts), state["zip"]["size"]
+            name, len(state.files), len(parts), state.zip["size"]
         )["ulink"]
     issued = now_iso()
     for part, link in zip(parts, links):
@@ -878,15 +876,15 @@ def refresh_links(
 
 def upload_parts(
     output: Output,
-    state: dict[str, Any],
+    state: UploadState,
     path: Path,
     wire: WireClient,
     rest: RestClient | None,
     zip_path: Path,
     server: str,
 ) -> None:
-    parts = state["parts"]
-    total = state["zip"]["size"]
+    parts = state.parts
+    total = state.zip["size"]
     already = bytes_done(state)
     pending = [part for part in parts if part["state"] != "done"]
     if already:
@@ -914,13 +912,13 @@ def upload_parts(
             part["confirmed_at"] = now_iso()
             save_state(path, state)
             output.event("part_done", index=part["index"], size=part["size"])
-    state["phase"] = "uploaded"
+    state.phase = "uploaded"
     save_state(path, state)
 
 
 def _upload_wire_part(
     output: Output,
-    state: dict[str, Any],
+    state: UploadState,
     path: Path,
     wire: WireClient,
     zip_path: Path,
@@ -942,22 +940,22 @@ def _upload_wire_part(
 
 def start(
     output: Output,
-    state: dict[str, Any],
+    state: UploadState,
     path: Path,
     wire: WireClient,
     rest: RestClient | None,
 ) -> None:
-    name = state["project"]["name"]
+    name = state.project.name
     if rest is None:
         answer = wire.start_project(name)
-        state["server_answers"]["startProject"] = answer
+        state.server_answers["startProject"] = answer
     else:
-        answer = rest.start(state["project"]["id"])
-        state["server_answers"]["start"] = scrub(answer)
-    state["phase"] = "started"
-    state["project"]["started_at"] = now_iso()
+        answer = rest.start(state.project.id)
+        state.server_answers["start"] = scrub(answer)
+    state.phase = "started"
+    state.project.started_at = now_iso()
     save_state(path, state)
-    output.event("started", project=name, id=state["project"]["id"])
+    output.event("started", project=name, id=state.project.id)
     output.say(f"Uploaded and started project {name}.")
 
 
@@ -974,38 +972,38 @@ def _say_next_steps(output: Output, directory: Path) -> None:
 def _project_ref(
     args: argparse.Namespace,
     server: str,
-) -> tuple[dict[str, Any], Path | None, Path | None]:
+) -> tuple[UploadState, Path | None, Path | None]:
     """(state, state file, folder): from a folder's state file, or a bare name/id."""
     candidate = Path(args.project)
     if candidate.is_dir():
         path = state_path(candidate.resolve())
         state = load_state(path)
-        if state is None or not state["project"].get("name"):
+        if state is None or not state.project.name:
             raise ExitError(
                 EXIT_USAGE,
                 f"{candidate} has no upload in progress (no {path.name}); run "
                 f"openscan-upload upload {candidate} first.",
             )
         return state, path, candidate.resolve()
-    state = new_state(Path("."), server)
+    state = new_state(server)
     if re.fullmatch(r"[0-9a-fA-F-]{32,36}", args.project):
-        state["api"], state["project"]["id"] = "rest", args.project
-        state["project"]["name"] = args.project
+        state.api, state.project.id = "rest", args.project
+        state.project.name = args.project
     else:
-        state["api"] = "wire"
-        state["project"]["name"] = args.project
-    state["phase"] = "started"
+        state.api = "wire"
+        state.project.name = args.project
+    state.phase = "started"
     return state, None, None
 
 
 def fetch_status(
-    state: dict[str, Any],
+    state: UploadState,
     wire: WireClient,
     rest: RestClient | None,
 ) -> dict[str, Any]:
     """The project's status in one shape for both APIs."""
-    if state.get("api") == "rest" and rest is not None and state["project"].get("id"):
-        body = rest.project(state["project"]["id"])
+    if state.api == "rest" and rest is not None and state.project.id:
+        body = rest.project(state.project.id)
         # ``downloads`` is a list of {"name", "size", "url"}; the zip is the result.
         downloads = body.get("downloads")
         link = body.get("result_url") or next(
@@ -1023,7 +1021,7 @@ def fetch_status(
             "download": link or "",
             "raw": scrub(body),
         }
-    body = wire.project_info(state["project"]["name"])
+    body = wire.project_info(state.project.name)
     return {
         "status": str(body.get("status") or ""),
         "progress": None,
@@ -1043,18 +1041,18 @@ def cmd_status(args: argparse.Namespace, output: Output) -> int:
     if args.wait:
         return follow(args, output, state, server, token, policy, directory, path)
     wire = WireClient(server, token, policy)
-    rest = RestClient(server, token, policy) if state.get("api") == "rest" else None
+    rest = RestClient(server, token, policy) if state.api == "rest" else None
     info = fetch_status(state, wire, rest)
     output.event(
         "status",
-        project=state["project"]["name"],
+        project=state.project.name,
         status=info["status"],
         progress=info["progress"],
         error=info["error"],
         download=info["download"],
     )
     output.say(
-        f"{state['project']['name']}: {info['status'] or 'unknown'}"
+        f"{state.project.name}: {info['status'] or 'unknown'}"
         + (f" ({info['error']})" if info["error"] else "")
     )
     if info["download"]:
@@ -1067,7 +1065,7 @@ def cmd_status(args: argparse.Namespace, output: Output) -> int:
 def follow(
     args: argparse.Namespace,
     output: Output,
-    state: dict[str, Any],
+    state: UploadState,
     server: str,
     token: str,
     policy: RetryPolicy,
@@ -1076,7 +1074,7 @@ def follow(
 ) -> int:
     """Poll until processing ends; then download if asked."""
     wire = WireClient(server, token, policy)
-    rest = RestClient(server, token, policy) if state.get("api") == "rest" else None
+    rest = RestClient(server, token, policy) if state.api == "rest" else None
     deadline = time.monotonic() + args.wait_timeout if args.wait_timeout > 0 else None
     failures = 0
     last_status = None
@@ -1097,7 +1095,7 @@ def follow(
                     bar.set_description(f"Processing: {status}")
                     output.event(
                         "status",
-                        project=state["project"]["name"],
+                        project=state.project.name,
                         status=status,
                         progress=info["progress"],
                     )
@@ -1111,12 +1109,12 @@ def follow(
                     EXIT_NETWORK,
                     f"Still '{last_status}' after {args.wait_timeout:.0f} s. Check "
                     "again later with: openscan-upload status "
-                    f"{directory or state['project']['name']} --wait",
+                    f"{directory or state.project.name} --wait",
                 )
             time.sleep(args.poll_interval)
     if path is not None:
-        state["server_answers"]["status"] = info["raw"]
-        state["phase"] = "done" if info["status"] in DONE_STATUSES else "failed"
+        state.server_answers["status"] = info["raw"]
+        state.phase = "done" if info["status"] in DONE_STATUSES else "failed"
         save_state(path, state)
     if info["status"] in FAILED_STATUSES:
         raise ExitError(
@@ -1125,7 +1123,7 @@ def follow(
             + (f" ({info['error']})" if info["error"] else "")
             + ". Check the photos (see the report) and try again with --restart.",
         )
-    output.say(f"Processing done: {state['project']['name']}.")
+    output.say(f"Processing done: {state.project.name}.")
     if getattr(args, "download", None) is not None:
         fetch_result(args, output, state, info, args.download, server, token, policy)
     elif info["download"]:
@@ -1147,7 +1145,7 @@ def _percent(progress: Any, status: str) -> int | None:
 def fetch_result(
     args: argparse.Namespace,
     output: Output,
-    state: dict[str, Any],
+    state: UploadState,
     info: dict[str, Any],
     out: Path,
     server: str,
@@ -1160,14 +1158,14 @@ def fetch_result(
             EXIT_REJECTED,
             "The server reports the project as done but offers no download link "
             "yet; try again later with: openscan-upload download "
-            f"{state['project']['name']} -o {out}",
+            f"{state.project.name} -o {out}",
         )
     url = (
         link
         if re.match(r"^https?://", link)
         else server.rstrip("/") + "/" + link.lstrip("/")
     )
-    stem = re.sub(r"\.zip$", "", state["project"]["name"] or "result")
+    stem = re.sub(r"\.zip$", "", state.project.name or "result")
     # OUT is a folder unless it names a .zip: the zip goes in and is unpacked beside it.
     into_folder = out.suffix.lower() != ".zip"
     if into_folder:
@@ -1175,7 +1173,7 @@ def fetch_result(
     destination = out / f"{stem}-result.zip" if into_folder else out
     headers = (
         {"Authorization": f"Bearer {token}"}
-        if (state.get("api") == "rest" and same_origin(url, server))
+        if (state.api == "rest" and same_origin(url, server))
         else None
     )
     with output.bar("Downloading", None) as bar:
@@ -1213,7 +1211,7 @@ def cmd_download(args: argparse.Namespace, output: Output) -> int:
     policy = make_policy(args, output)
     state, _path, _folder = _project_ref(args, server)
     wire = WireClient(server, token, policy)
-    rest = RestClient(server, token, policy) if state.get("api") == "rest" else None
+    rest = RestClient(server, token, policy) if state.api == "rest" else None
     info = fetch_status(state, wire, rest)
     if info["status"] in FAILED_STATUSES:
         raise ExitError(
