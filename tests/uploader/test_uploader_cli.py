@@ -8,7 +8,7 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from openscan_upload import cli
+from openscan_upload import cli, follow
 from openscan_upload.client import WireClient
 from openscan_upload.state import (
     STATE_FILE_NAME,
@@ -424,7 +424,7 @@ def test_rest_bad_token_exits_4(rest_portal, photo_set) -> None:
     ],
 )
 def test_percent_reads_overall_as_a_fraction(progress, status, percent) -> None:
-    assert cli._percent(progress, status) == percent
+    assert follow._percent(progress, status) == percent
 
 
 class _RestStub:
@@ -447,7 +447,7 @@ def test_rest_status_finds_the_zip_in_the_downloads_list() -> None:
             {"name": "result.zip", "size": 9, "url": "https://portal/result.zip"},
         ],
     }
-    info = cli.fetch_status(state, wire=None, rest=_RestStub(body))
+    info = follow.fetch_status(state, wire=None, rest=_RestStub(body))
     assert info["download"] == "https://portal/result.zip"
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from openscan_upload import cli
+from openscan_upload import cli, session
 from openscan_upload.state import STATE_FILE_NAME, load_state
 
 from projects.models import Project
@@ -259,7 +259,7 @@ def test_expired_links_are_renewed(proxy, token, photo_set, monkeypatch) -> None
         traveller.shift(5 * 3600)
         # The uploader must not rely on its own clock: make it trust the stale
         # link so the server's 410 is what triggers the renewal.
-        monkeypatch.setattr(cli, "LINK_MAX_AGE_SECONDS", 10**9)
+        monkeypatch.setattr(session, "LINK_MAX_AGE_SECONDS", 10**9)
         posts_before = len(proxy.paths("POST"))
 
         assert upload(proxy, token[1], folder, "--api", "wire") == cli.EXIT_OK
