@@ -62,3 +62,11 @@ def test_the_output_contract_feeds_the_archive_viewer_and_download_links():
         reverse("wire:download", kwargs={"signed": "x", "filename": name})
     with pytest.raises(NoReverseMatch):
         reverse("wire:download", kwargs={"signed": "x", "filename": "texture.png"})
+
+
+def test_the_architecture_note_names_every_import_contract():
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"][
+        "importlinter"
+    ]["contracts"]
+    note = (ROOT / "docs" / "architecture.md").read_text()
+    assert [c["name"] for c in contracts if c["name"] not in note] == []
