@@ -41,6 +41,15 @@ class ProjectOutputSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
 
 
+class ProjectPageSerializer(serializers.Serializer):
+    """A page of the project list (DRF's LimitOffsetPagination)."""
+
+    count = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = ProjectOutputSerializer(many=True)
+
+
 def project_output(
     request: Request,
     project: Project,

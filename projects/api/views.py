@@ -17,7 +17,11 @@ from openscan_portal.exceptions import ApplicationError
 from openscan_portal.parsing import StrictIntegerField, header_int
 from openscan_portal.public_url import public_url
 from projects import selectors, services, storage
-from projects.api.serializers import ProjectOutputSerializer, project_output
+from projects.api.serializers import (
+    ProjectOutputSerializer,
+    ProjectPageSerializer,
+    project_output,
+)
 from projects.clients import client_key
 from projects.models import Project
 from projects.services import notifications
@@ -37,7 +41,7 @@ class ProjectListCreateApi(APIView):
             required=False, allow_null=True, default=None
         )
 
-    @extend_schema(responses=ProjectOutputSerializer(many=True))
+    @extend_schema(responses=ProjectPageSerializer)
     def get(self, request: Request) -> Response:
         token = request_token(request)
         if token.is_public:
