@@ -1,5 +1,5 @@
-"""Wire API benchmarks for issue 10: startProject latency and the cost of refusing bad
-input.
+"""Wire API benchmarks for issue 10: startProject latency
+and the cost of refusing bad input.
 
 1. startProject latency for a 200 MB zip in 3 parts, over HTTP against gunicorn
    (gunicorn.conf.py, DEBUG off): create, upload the parts, time startProject,
@@ -54,8 +54,8 @@ TOTAL = 200_000_000
 
 
 def _big_zip(path: Path) -> None:
-    """A real 200,000,000-byte stored zip: 100 JPEGs and a sidecar that fills the
-    rest."""
+    """A real 200,000,000-byte stored zip: 100 JPEGs and a
+    sidecar that fills the rest."""
     photos = {f"IMG_{i:04d}.jpg": jpeg_bytes(640, 480, seed=i) for i in range(100)}
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
         for name, data in photos.items():

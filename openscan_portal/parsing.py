@@ -12,8 +12,8 @@ _ASCII_INT = re.compile(r"[0-9]{1,18}", re.ASCII)
 
 
 def ascii_int(raw: str | None) -> int | None:
-    """The value of ``raw`` if it is 1 to 18 ASCII digits (blanks around allowed), else
-    None."""
+    """The value of ``raw`` if it is 1 to 18 ASCII digits
+    (blanks around allowed), else None."""
     if raw is None:
         return None
     text = raw.strip(" \t")

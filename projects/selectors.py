@@ -29,8 +29,8 @@ def project_list(*, token: Token) -> QuerySet[Project]:
 
 
 def project_get(*, token: Token, project_id: uuid.UUID | str) -> Project:
-    """The token's project with this id; Http404 for anyone else's, so existence never
-    leaks."""
+    """The token's project with this id; Http404 for anyone
+    else's, so existence never leaks."""
     try:
         pid = (
             project_id
@@ -199,8 +199,8 @@ def project_of_upload_link(*, project_id: uuid.UUID) -> Project:
 
 
 def project_of_download_link(*, project_id: uuid.UUID, generation: int) -> Project:
-    """The finished project a download link points at; Http404 once it is gone or
-    reset."""
+    """The finished project a download link points at;
+    Http404 once it is gone or reset."""
     project = Project.objects.filter(
         pk=project_id, upload_generation=generation
     ).first()
@@ -214,8 +214,8 @@ def project_of_download_link(*, project_id: uuid.UUID, generation: int) -> Proje
 
 
 def project_get_shared(*, share_key: str) -> Project:
-    """The project a share link opens; Http404 when the link was revoked or never
-    existed."""
+    """The project a share link opens; Http404 when the link
+    was revoked or never existed."""
     if not share_key:
         raise Http404("No such project.")
     project = Project.objects.filter(

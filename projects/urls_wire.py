@@ -1,5 +1,5 @@
-"""Root-level paths of the OpenScanCloud wire protocol (no trailing slash, no
-prefix)."""
+"""Root-level paths of the OpenScanCloud wire protocol
+(no trailing slash, no prefix)."""
 
 import re
 

@@ -308,8 +308,8 @@ def _body_length(request: HttpRequest) -> int | None:
 
 @require_http_methods(["GET", "HEAD"])
 def download(request: HttpRequest, signed: str, filename: str) -> HttpResponse:
-    """Serve a finished project's result file; extra query parameters (dl=1) are
-    ignored.
+    """Serve a finished project's result file; extra query
+    parameters (dl=1) are ignored.
 
     On S3 or Dropbox a GET answers 302 to the backend (a presigned GET or the
     file's Dropbox shared link; OPENSCAN_DOWNLOAD_REDIRECT); HEAD and local

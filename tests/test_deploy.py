@@ -1,5 +1,5 @@
-"""Production configuration: `check --deploy` is clean and gunicorn takes 64 KB request
-lines."""
+"""Production configuration: `check --deploy` is clean and
+gunicorn takes 64 KB request lines."""
 
 import contextlib
 import secrets

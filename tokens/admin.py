@@ -1,5 +1,5 @@
-"""The credit desk: tokens with balance and usage, credit grants with a reason, the
-ledger."""
+"""The credit desk: tokens with balance and usage, credit
+grants with a reason, the ledger."""
 
 from typing import Any
 

@@ -31,8 +31,8 @@ def token_usage_today(*, token: Token) -> int:
 
 
 def token_credit_available(*, token: Token) -> int:
-    """Bytes the token can still spend now: its balance, or what is left of today's
-    quota."""
+    """Bytes the token can still spend now: its balance, or
+    what is left of today's quota."""
     if token.is_public:
         return max(0, (token.daily_quota or 0) - token_usage_today(token=token))
     return Token.objects.values_list("credit", flat=True).get(pk=token.pk)

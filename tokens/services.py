@@ -106,8 +106,8 @@ def token_issue(
 
 
 def public_token_ensure(*, key: str | None = None) -> Token:
-    """Create or update the public token so that ``key`` (default: the setting) opens
-    it.
+    """Create or update the public token so that ``key``
+    (default: the setting) opens it.
 
     Idempotent; the quota and limits follow the settings each time.
     """
@@ -134,8 +134,8 @@ def public_token_ensure(*, key: str | None = None) -> Token:
 
 
 def token_regenerate(*, token: Token) -> str:
-    """Give the token a new key; the old key stops working at once. Returns the new
-    key."""
+    """Give the token a new key; the old key stops working
+    at once. Returns the new key."""
     if token.is_public:
         raise ApplicationError("The public token's key is set in the configuration.")
     key = _new_key()
@@ -184,8 +184,8 @@ def credit_adjust(
     reason: str,
     created_by: AbstractBaseUser | None = None,
 ) -> CreditLedgerEntry:
-    """Grant (amount > 0) or remove (amount < 0) credit with a reason; never below
-    zero."""
+    """Grant (amount > 0) or remove (amount < 0) credit with
+    a reason; never below zero."""
     if token.is_public:
         raise ApplicationError("The public token has a daily quota, not a balance.")
     if amount == 0:
@@ -280,8 +280,8 @@ def credit_refund(
     project_ref: str,
     charged_on: datetime.date,
 ) -> CreditLedgerEntry:
-    """Give back ``amount`` bytes charged on ``charged_on`` (the public quota of that
-    day).
+    """Give back ``amount`` bytes charged on ``charged_on``
+    (the public quota of that day).
 
     The caller makes sure a charge is refunded at most once (it owns the charge).
     """
@@ -307,8 +307,8 @@ def credit_refund(
 
 
 def rate_consume(*, key: str, limit: int, window_seconds: int) -> bool:
-    """Count one event for ``key`` in the current fixed window; False when over
-    ``limit``.
+    """Count one event for ``key`` in the current fixed
+    window; False when over ``limit``.
 
     A database row and a conditional UPDATE, so concurrent requests on any
     number of processes can never pass the limit together.

@@ -32,8 +32,8 @@ def client_ip(request: HttpRequest) -> str:
 
 
 def public_burst_consume(*, token: Token, ip: str, amount: int) -> None:
-    """Count ``amount`` bytes against ``ip``'s window; 429 with a reason when over the
-    limit."""
+    """Count ``amount`` bytes against ``ip``'s window; 429
+    with a reason when over the limit."""
     limit = settings.OPENSCAN_PUBLIC_BURST_BYTES
     if not token.is_public or not limit:
         return

@@ -1,5 +1,5 @@
-"""The token page: the key once, then masked; regenerate; balance, limits, usage,
-ledger."""
+"""The token page: the key once, then masked; regenerate;
+balance, limits, usage, ledger."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required

@@ -57,8 +57,8 @@ def project_output(
     received: dict[int, int] | None = None,
     position: int | None = None,
 ) -> dict[str, Any]:
-    """One project for the API; lists pass ``received`` and ``position`` read in
-    bulk."""
+    """One project for the API; lists pass ``received`` and
+    ``position`` read in bulk."""
     if received is None:
         received = (
             services.parts_received(project=project)

@@ -1,5 +1,5 @@
-"""The REST API for projects: create, list, detail, delete, resumable part upload,
-start."""
+"""The REST API for projects: create, list, detail,
+delete, resumable part upload, start."""
 
 from collections.abc import Callable
 from typing import Any
@@ -169,8 +169,8 @@ class ProjectNotifyApi(APIView):
 
 
 class _RawBodyParser(BaseParser):
-    """Declares the raw upload types; the view streams the body itself, never via
-    parsers."""
+    """Declares the raw upload types; the view streams the
+    body itself, never via parsers."""
 
     media_type = "*/*"
 
@@ -286,8 +286,8 @@ class PartUploadApi(APIView):
 
 
 class PartDirectUploadApi(APIView):
-    """A target for sending one part straight to the storage backend, bypassing this
-    server.
+    """A target for sending one part straight to the storage
+    backend, bypassing this server.
 
     S3 (``OPENSCAN_S3_DIRECT_UPLOADS``): a presigned ``POST`` (default; an HTML-form
     upload whose policy refuses bodies over the part limit) or ``PUT`` (raw body;

@@ -134,8 +134,8 @@ class ErrorCode(enum.StrEnum):
 
 
 class PipelineError(Exception):
-    """A reconstruction failed; ``message`` is written for the person who sent the
-    photos."""
+    """A reconstruction failed; ``message`` is written for
+    the person who sent the photos."""
 
     def __init__(self, code: ErrorCode | str, message: str) -> None:
         code = ErrorCode(code)

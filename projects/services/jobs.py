@@ -46,8 +46,8 @@ LOG_TAIL = 30
 
 
 def job_claim_next() -> Project | None:
-    """Claim the best queued project for this worker, or None when the queue is
-    empty."""
+    """Claim the best queued project for this worker, or
+    None when the queue is empty."""
     for _ in range(20):
         candidate = (
             Project.objects.filter(status=Project.Status.QUEUED)
@@ -183,16 +183,16 @@ def _finish_failed(project: Project, *, code: str, message: str) -> None:
 
 
 def job_after_finish(*, project: Project) -> None:
-    """What follows a finished or failed job: the owner's e-mail alert (private
-    tokens)."""
+    """What follows a finished or failed job: the owner's
+    e-mail alert (private tokens)."""
     logger.info("project %s finished as %s", project.pk, project.status)
     with transaction.atomic():
         notification_enqueue(project=project)
 
 
 def job_input_prepare(*, project: Project, zip_path: Path) -> bool:
-    """Join the uploaded parts into ``zip_path``, check the zip, and keep it as the
-    input.
+    """Join the uploaded parts into ``zip_path``, check the
+    zip, and keep it as the input.
 
     Runs in the worker so that startProject answers at once. Returns False when
     the project stopped being processed meanwhile (cancelled).

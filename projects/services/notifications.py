@@ -83,8 +83,8 @@ def notification_message(*, project: Project) -> EmailMultiAlternatives:
 
 
 def notification_send(*, project_id: str, attempt: int) -> str:
-    """Send the alert; on an SMTP failure schedule attempt ``attempt + 1`` with
-    backoff."""
+    """Send the alert; on an SMTP failure schedule attempt
+    ``attempt + 1`` with backoff."""
     project = Project.objects.select_related("token").filter(pk=project_id).first()
     if project is None or project.status not in {
         Project.Status.DONE,

@@ -123,8 +123,8 @@ def project_create(
     research_consent: bool | None = None,
     client_key: str = "",
 ) -> Project:
-    """Create a project and charge its size, or renew a project still waiting for
-    upload.
+    """Create a project and charge its size, or renew a
+    project still waiting for upload.
 
     Creating again under the same name while the project is ``created`` (a retried
     upload, or after resetProject) returns it with the new sizes; it is charged
@@ -271,8 +271,8 @@ _REFUNDABLE_ON_RESET = {Project.Status.CREATED, Project.Status.QUEUED}
 
 @transaction.atomic
 def project_reset(*, project: Project) -> Project:
-    """Throw away the upload and results so the set can be sent again under the same
-    name.
+    """Throw away the upload and results so the set can be
+    sent again under the same name.
 
     Credit comes back if the project was never processed. A running project
     cannot be reset (cancel it first).

@@ -39,8 +39,8 @@ def _expire(project_id: object, *, from_status: str, refund: bool) -> bool:
 
 
 def projects_expire(*, now: datetime.datetime | None = None) -> dict[str, int]:
-    """Expire projects never started within the grace period, and results past
-    retention.
+    """Expire projects never started within the grace
+    period, and results past retention.
 
     Idempotent and safe to run twice at once: each project changes under a row
     lock and only from the status it was found in.

@@ -292,8 +292,8 @@ def _discard_direct_on_commit(project: Project, part: int) -> None:
 def part_direct_target(
     *, project: Project, part: int, method: str = "POST"
 ) -> dict[str, object]:
-    """Where to send ``part`` straight to the storage backend (S3 presigned, Dropbox
-    link).
+    """Where to send ``part`` straight to the storage backend
+    (S3 presigned, Dropbox link).
 
     Raises:
         ApplicationError: 409 when this server's storage takes no direct uploads,

@@ -98,8 +98,8 @@ def dropbox_stored_hash(name: str) -> str | None:
 
 
 def dropbox_shared_link(*, name: str) -> str:
-    """A public Dropbox shared link that downloads ``name`` (created once, then
-    cached)."""
+    """A public Dropbox shared link that downloads ``name``
+    (created once, then cached)."""
     storage: DropboxStorage = default_storage  # type: ignore[assignment]  # by backend()
     path = storage._full_path(name)
     key = "dropbox-shared-link:" + hashlib.sha256(path.encode()).hexdigest()

@@ -1,5 +1,5 @@
-"""Browser tests: Debian's Chromium driven by Playwright against pytest-django's live
-server.
+"""Browser tests: Debian's Chromium driven by Playwright
+against pytest-django's live server.
 
 Never a downloaded browser: the executable is /usr/bin/chromium (apt-get install
 chromium). Screenshots go to artifacts/e2e/ (git-ignored) for people to look at.

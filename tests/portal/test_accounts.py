@@ -82,8 +82,8 @@ def test_verification_link_issues_token_shown_once(
 def test_verification_adopts_token_from_request_token(
     client: Client, mailoutbox: list
 ) -> None:
-    """/requestToken and sign-up lead to the same token; the credit is not granted
-    twice."""
+    """/requestToken and sign-up lead to the same token; the
+    credit is not granted twice."""
     earlier, _key = token_issue(
         email="ada@example.org", forename="Ada", surname="L", credit=5
     )

@@ -1,5 +1,5 @@
-"""Recovery, retention, alerts and fairness around a project's life (no engine
-needed)."""
+"""Recovery, retention, alerts and fairness around a
+project's life (no engine needed)."""
 
 import datetime
 import socket

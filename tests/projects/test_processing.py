@@ -1,6 +1,5 @@
-"""Processing with the real engine: a started project becomes a textured model, or fails
-in
-words."""
+"""Processing with the real engine: a started project becomes a
+textured model, or fails in words."""
 
 import io
 import json
@@ -162,8 +161,8 @@ def test_cancelling_a_running_job_stops_the_engine(private_token, turntable_zip)
 def test_openscan_upload_full_trip_against_the_live_portal(
     private_token, turntable_zip, live_server, tmp_path
 ):
-    """The real CLI: validate, tag, upload, wait for the real engine, download and
-    unpack."""
+    """The real CLI: validate, tag, upload, wait for the real
+    engine, download and unpack."""
     import threading
 
     from django.db import connections

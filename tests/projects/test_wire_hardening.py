@@ -1,5 +1,5 @@
-"""Issue 10 over HTTP against the real server: gunicorn with gunicorn.conf.py on
-PostgreSQL.
+"""Issue 10 over HTTP against the real server: gunicorn with
+gunicorn.conf.py on PostgreSQL.
 
 Each test names the item of the issue it proves. The worker runs in-process
 (jobs.job_run_next) on the same database and media folder as the server.
@@ -209,8 +209,8 @@ def test_item2_thousands_of_parameters_work_and_over_the_photo_limit_is_a_named_
 
 
 def _line_of(length: int, key: str) -> bytes:
-    """A getTokenInfo request line of exactly ``length`` bytes with 5,000 filelist
-    params."""
+    """A getTokenInfo request line of exactly ``length``
+    bytes with 5,000 filelist params."""
     head = f"GET /getTokenInfo?token={key}"
     tail = " HTTP/1.1"
     params = [f"&filelist=IMG_{i:05d}.jpg" for i in range(5000)]

@@ -177,8 +177,8 @@ def test_openscan2_flow_unknown_project_is_401_then_reset_and_reupload(wire):
 
 
 def test_legacy_uploader_multipart_body_is_stored_as_the_raw_part(wire):
-    """uploader.py posts files= under an octet-stream header; the envelope must not be
-    kept."""
+    """uploader.py posts files= under an octet-stream header;
+    the envelope must not be kept."""
     data = zip_bytes(photo_set(3))
     r = wire.call(
         "createProject", project="legacy.zip", photos=3, parts=1, filesize=len(data)

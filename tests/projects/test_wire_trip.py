@@ -1,5 +1,5 @@
-"""A firmware-like client streams chunked parts through the whole trip on the real
-server.
+"""A firmware-like client streams chunked parts through the
+whole trip on the real server.
 
 create → three parts POSTed with Transfer-Encoding: chunked → start → poll →
 download, against gunicorn (gunicorn.conf.py) on PostgreSQL, with the real

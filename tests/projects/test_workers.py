@@ -1,5 +1,5 @@
-"""Real django-q2 clusters in their own processes: brokers, many workers, a worker
-killed."""
+"""Real django-q2 clusters in their own processes: brokers,
+many workers, a worker killed."""
 
 import datetime
 import os

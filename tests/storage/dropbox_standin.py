@@ -508,8 +508,8 @@ def _json(code: int, data: Any) -> tuple[str, list, bytes]:
 
 
 class _LoopbackAdapter(HTTPAdapter):
-    """Sends https://<dropbox host>/<path> to the stand-in, naming the host in a
-    header."""
+    """Sends https://<dropbox host>/<path> to the stand-in,
+    naming the host in a header."""
 
     def __init__(self, root_url: str) -> None:
         super().__init__()
@@ -551,8 +551,8 @@ class _ThreadingWSGIServer(WSGIServer):
 
 
 def serve() -> tuple[Standin, Any]:
-    """Start a stand-in on a free loopback port; return it and a function that stops
-    it."""
+    """Start a stand-in on a free loopback port; return it
+    and a function that stops it."""
     standin = Standin()
     server = make_server(
         "127.0.0.1",

@@ -1,5 +1,5 @@
-"""The Dropbox backend through the real dropbox SDK, against an HTTP stand-in on
-loopback.
+"""The Dropbox backend through the real dropbox SDK,
+against an HTTP stand-in on loopback.
 
 What these tests prove is limited to the stand-in (tests/storage/dropbox_standin.py),
 which follows Dropbox's documented JSON; see the README's storage section.

@@ -1,5 +1,5 @@
-"""OPENSCAN_STORAGE and its variables, read the way production reads them (a fresh
-process)."""
+"""OPENSCAN_STORAGE and its variables, read the way
+production reads them (a fresh process)."""
 
 import os
 import secrets
