@@ -41,7 +41,7 @@ class ProjectListCreateApi(APIView):
             required=False, allow_null=True, default=None
         )
 
-    @extend_schema(responses=ProjectPageSerializer)
+    @extend_schema(operation_id="v1_projects_list", responses=ProjectPageSerializer)
     def get(self, request: Request) -> Response:
         token = request_token(request)
         if token.is_public:
