@@ -55,7 +55,9 @@ e2e: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/vulture
 
 fmt: install
 	$(BIN)/ruff format .

@@ -4,10 +4,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest
 from django.urls import reverse
 
-from tokens.services import token_for_verified_user
-
-# The session key under which a freshly issued token key waits to be shown once.
-NEW_KEY_SESSION = "tokens.new_key"
+from tokens.services import NEW_KEY_SESSION, token_for_verified_user
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -36,5 +33,6 @@ class AccountAdapter(DefaultAccountAdapter):
 
 
 def user_display(user: AbstractBaseUser) -> str:
-    """How pages and messages name a person: their e-mail address (usernames are generated)."""
+    """How pages and messages name a person: their e-mail address (usernames are
+    generated)."""
     return getattr(user, "email", "") or str(user)

@@ -8,7 +8,8 @@ from django.http import HttpRequest
 
 
 class SignupForm(forms.Form):
-    """The extra sign-up fields; allauth adds e-mail and password and calls ``signup``."""
+    """The extra sign-up fields; allauth adds e-mail and password and calls
+    ``signup``."""
 
     forename = forms.CharField(
         max_length=100,

@@ -187,8 +187,9 @@ def main() -> None:
             },
         ).json()
         print(
-            f"server: gunicorn, {args.workers} workers × 4 threads, {os.cpu_count()} cores, "
-            f"database {env['DATABASE_URL'].split(':')[0]}; client: {args.threads} threads, loopback"
+            f"server: gunicorn, {args.workers} workers × 4 threads, {os.cpu_count()} "
+            f"cores, database {env['DATABASE_URL'].split(':')[0]}; client: "
+            f"{args.threads} threads, loopback"
         )
         print(f"{'endpoint':<16}{'req/s':>10}{'requests':>10}{'errors':>8}")
         for endpoint, params in (
@@ -229,13 +230,16 @@ def main() -> None:
         peak = max(after.values()) / 1024
         print()
         print(
-            f"200 MB part via upload link: {PART / upload_s / 1e6:7.1f} MB/s ({upload_s:.2f} s)"
+            f"200 MB part via upload link: {PART / upload_s / 1e6:7.1f} MB/s "
+            f"({upload_s:.2f} s)"
         )
         print(
-            f"plain file copy, same disk : {PART / copy_s / 1e6:7.1f} MB/s ({copy_s:.2f} s)"
+            f"plain file copy, same disk : {PART / copy_s / 1e6:7.1f} MB/s "
+            f"({copy_s:.2f} s)"
         )
         print(
-            f"server worker peak memory  : {peak:7.1f} MiB (grew {grew:.1f} MiB during the upload)"
+            f"server worker peak memory  : {peak:7.1f} MiB (grew {grew:.1f} MiB "
+            "during the upload)"
         )
     finally:
         server.terminate()

@@ -217,7 +217,8 @@ def run_sets(sets: list[str], methods: list[str], root: Path) -> list[dict]:
 def print_table(rows: list[dict]) -> None:
     print(
         "\n| set | method | placed | reproj px | F@1% | F@0.5% | visible F@0.5% "
-        "| time s | stages s (ingest/features/matching/sparse/dense/mesh/texture/export) "
+        "| time s | stages s "
+        "(ingest/features/matching/sparse/dense/mesh/texture/export) "
         "| peak MiB | pairs |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -244,7 +245,8 @@ def scaling(root: Path, counts: tuple[int, ...] = (60, 130, 250, 500)) -> None:
 
     config = presets.PRESETS[Preset.BALANCED]
     print(
-        "\n| photos | pairs matched | pairs / photo | exhaustive would be | matching s |"
+        "\n| photos | pairs matched | pairs / photo | exhaustive would be | matching "
+        "s |"
     )
     print("|---|---|---|---|---|")
     for count in counts:

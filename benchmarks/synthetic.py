@@ -279,7 +279,8 @@ def _exif(focal_px: float, width: int, height: int, model: str) -> Image.Exif:
 
 
 def generate(out_dir: Path, spec: TurntableSpec) -> Path:
-    """Render ``spec`` into ``out_dir`` (reused when already complete); return out_dir."""
+    """Render ``spec`` into ``out_dir`` (reused when already complete); return
+    out_dir."""
     out_dir = Path(out_dir)
     marker = out_dir / "cameras_gt.json"
     if marker.exists() and json.loads(marker.read_text()).get("spec") == _spec_dict(

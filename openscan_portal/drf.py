@@ -13,7 +13,8 @@ from openscan_portal.exceptions import ApplicationError
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Answer ``{"error": message, "code": code}`` (plus field details for bad input)."""
+    """Answer ``{"error": message, "code": code}`` (plus
+    field details for bad input)."""
     if isinstance(exc, ApplicationError):
         response = Response({"error": exc.message, "code": exc.code}, status=exc.status)
         return response

@@ -14,7 +14,8 @@ REQUEST_LINE_MAX = 1 << 20
 
 
 def request_line_length(request: HttpRequest) -> int:
-    """Bytes of ``METHOD path?query HTTP/1.1`` as sent (the path re-quoted, the query raw)."""
+    """Bytes of ``METHOD path?query HTTP/1.1`` as sent (the
+    path re-quoted, the query raw)."""
     query = request.META.get("QUERY_STRING", "")
     target = len(escape_uri_path(request.path)) + (1 + len(query) if query else 0)
     return len(request.method or "") + 1 + target + len(" HTTP/1.1")
@@ -28,8 +29,8 @@ class RequestLineLimitMiddleware:
         if request_line_length(request) > REQUEST_LINE_MAX:
             return JsonResponse(
                 {
-                    "error": f"The request line is longer than {REQUEST_LINE_MAX} bytes; "
-                    "send fewer or shorter query parameters."
+                    "error": f"The request line is longer than {REQUEST_LINE_MAX} "
+                    "bytes; send fewer or shorter query parameters."
                 },
                 status=414,
             )

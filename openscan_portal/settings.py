@@ -25,7 +25,8 @@ SECRET_KEY = env.str(
 )
 if not SECRET_KEY:
     raise environ.ImproperlyConfigured(
-        "Set DJANGO_SECRET_KEY (50+ random characters), or DJANGO_DEBUG=true for local use."
+        "Set DJANGO_SECRET_KEY (50+ random characters), or DJANGO_DEBUG=true for "
+        "local use."
     )
 SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
 
@@ -100,7 +101,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
     {
-        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"
+        "NAME": (
+            "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"
+        )
     },
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -157,7 +160,8 @@ AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or None
 AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="") or None
 AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default="") or None
 AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default="") or None
-# "path" for most S3-compatible servers; empty lets botocore choose (virtual hosts on AWS).
+# "path" for most S3-compatible servers; empty lets botocore choose (virtual hosts on
+# AWS).
 AWS_S3_ADDRESSING_STYLE = env.str("AWS_S3_ADDRESSING_STYLE", default="") or None
 AWS_LOCATION = env.str("AWS_LOCATION", default="")
 AWS_S3_SIGNATURE_VERSION = "s3v4"
@@ -203,6 +207,9 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 OPENSCAN_JOB_TIMEOUT_SECONDS = env.int("OPENSCAN_JOB_TIMEOUT_SECONDS", default=3600)
+# Peak memory of one reconstruction's child process (MiB; 0: no limit). Above it
+# the child is stopped and the project fails as out_of_memory.
+OPENSCAN_JOB_MEMORY_LIMIT_MB = env.int("OPENSCAN_JOB_MEMORY_LIMIT_MB", default=12288)
 OPENSCAN_JOB_MAX_ATTEMPTS = env.int("OPENSCAN_JOB_MAX_ATTEMPTS", default=3)
 OPENSCAN_HEARTBEAT_STALE_SECONDS = env.int(
     "OPENSCAN_HEARTBEAT_STALE_SECONDS", default=120
@@ -263,7 +270,8 @@ REST_FRAMEWORK = {
     # Burst protection only (a cache counter); credit and quotas are database rows.
     "DEFAULT_THROTTLE_CLASSES": ["tokens.throttles.TokenRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
-        # Part PATCH/HEAD/GET and direct-upload targets, per token (public: per address).
+        # Part PATCH/HEAD/GET and direct-upload targets, per token (public: per
+        # address).
         "uploads": env.str("OPENSCAN_THROTTLE_UPLOADS", default="300/min"),
     },
     "PAGE_SIZE": 50,
@@ -271,7 +279,8 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "OpenScan Portal API",
-    "DESCRIPTION": "Photos in, textured 3D model out. Authenticate with `Authorization: Bearer <token>`.",
+    "DESCRIPTION": "Photos in, textured 3D model out. Authenticate with "
+    "`Authorization: Bearer <token>`.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -281,7 +290,8 @@ SPECTACULAR_SETTINGS = {
 
 # --- OpenScan: tokens, credit, uploads -----------------------------------------
 # The key the original service's clients ship with keeps working when set here.
-# Clients refuse keys shorter than 15 characters before saving them (empty: the default).
+# Clients refuse keys shorter than 15 characters before saving them (empty: the
+# default).
 OPENSCAN_PUBLIC_TOKEN = (
     env.str("OPENSCAN_PUBLIC_TOKEN", default="") or "osp_public_k7Qm2Xw9Rb4Tz"
 )
@@ -322,7 +332,8 @@ OPENSCAN_ZIP_MAX_UNCOMPRESSED = env.int(
 )
 # CPU seconds the worker may spend checking one project's photos before refusing it.
 OPENSCAN_ZIP_CHECK_CPU_SECONDS = env.int("OPENSCAN_ZIP_CHECK_CPU_SECONDS", default=120)
-# Base of absolute links handed to clients (ulink, dlink); the request's host when empty.
+# Base of absolute links handed to clients (ulink, dlink); the request's host when
+# empty.
 OPENSCAN_PUBLIC_URL = env.str("OPENSCAN_PUBLIC_URL", default="")
 
 # --- Security (all on unless DEBUG; `check --deploy` stays clean) ---------------

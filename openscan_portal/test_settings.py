@@ -14,8 +14,8 @@ os.environ.setdefault(
 )
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
 
-from .settings import *  # noqa: E402, F403
-from .settings import Q_CLUSTER, STORAGES  # noqa: E402
+from .settings import *  # noqa: F403
+from .settings import Q_CLUSTER, STORAGES
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
@@ -25,7 +25,8 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 if "redis" not in Q_CLUSTER:
     Q_CLUSTER = {**Q_CLUSTER, "orm": "default"}
 Q_CLUSTER = {**Q_CLUSTER, "retry": 600, "timeout": 300}
-# Worker processes started by a test share the test's media directory through this variable.
+# Worker processes started by a test share the test's media directory through this
+# variable.
 MEDIA_ROOT = os.environ.get("OPENSCAN_TEST_MEDIA_ROOT") or tempfile.mkdtemp(
     prefix="openscan-test-media-"
 )
@@ -39,6 +40,6 @@ STORAGES = {
 }
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
-OPENSCAN_PUBLIC_TOKEN = "osp_publictesttoken2026"
+OPENSCAN_PUBLIC_TOKEN = "osp_publictesttoken2026"  # noqa: S105  # a test value
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True

@@ -21,9 +21,11 @@ from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
-IMAGE_SUFFIXES = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
+# Photos the portal accepts in a zip, by suffix: Pillow's format name.
+PHOTO_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 _MAGIC = {"JPEG": (b"\xff\xd8\xff",), "PNG": (b"\x89PNG\r\n\x1a\n",)}
-# Files that cameras, rigs and operating systems put beside photos; skipped, not refused.
+# Files that cameras, rigs and operating systems put beside photos; skipped, not
+# refused.
 _IGNORED_PARTS = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}
 _MAX_RATIO = 1000  # No real photo or sidecar compresses better than this.
 _METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
@@ -76,7 +78,8 @@ def _directory_size(fh: BinaryIO) -> tuple[int, int]:
     pos = tail.rfind(b"PK\x05\x06")
     if pos < 0 or len(tail) - pos < _EOCD.size:
         raise ArchiveError(
-            "The upload is not a valid zip file; check that every part was sent in order."
+            "The upload is not a valid zip file; check that every part was sent in "
+            "order."
         )
     _, _, _, _, entries, cd_size, _, _ = _EOCD.unpack_from(tail, pos)
     locator = pos - _ZIP64_LOCATOR.size
@@ -114,7 +117,10 @@ def _entry_problem(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str | None:
 def _read_through(
     zf: zipfile.ZipFile, info: zipfile.ZipInfo
 ) -> tuple[bytes, str | None]:
-    """The entry's first 16 bytes, after reading it all once (zipfile checks the CRC at the end)."""
+    """The entry's first 16 bytes, after reading it all once.
+
+    zipfile checks the CRC at the end of a full read.
+    """
     try:
         with zf.open(info) as fh:
             head = fh.read(16)
@@ -148,7 +154,8 @@ def _check_image(
                     # Chunk structure and CRCs to IEND, without inflating pixels.
                     img.verify()
                 else:
-                    # A reduced decode reads the whole stream cheaply and catches truncation.
+                    # A reduced decode reads the whole stream cheaply and catches
+                    # truncation.
                     img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
                     img.load()
         except Image.DecompressionBombError as exc:
@@ -185,7 +192,8 @@ def _open_zip(fh: BinaryIO, limits: ArchiveLimits) -> zipfile.ZipFile:
         return zipfile.ZipFile(fh)
     except (zipfile.BadZipFile, *_ENTRY_ERRORS) as exc:
         raise ArchiveError(
-            "The upload is not a valid zip file; check that every part was sent in order."
+            "The upload is not a valid zip file; check that every part was sent in "
+            "order."
         ) from exc
 
 
@@ -196,12 +204,14 @@ def _check_directory(
     infos = zf.infolist()
     if len(infos) > limits.max_entries:
         raise ArchiveError(
-            f"The zip has {len(infos)} entries; at most {limits.max_entries} are allowed."
+            f"The zip has {len(infos)} entries; at most {limits.max_entries} are "
+            "allowed."
         )
     total = sum(i.file_size for i in infos)
     if total > limits.max_uncompressed:
         raise ArchiveError(
-            f"The zip unpacks to {total} bytes; at most {limits.max_uncompressed} are allowed."
+            f"The zip unpacks to {total} bytes; at most {limits.max_uncompressed} "
+            "are allowed."
         )
     images: list[tuple[zipfile.ZipInfo, str]] = []
     others: list[zipfile.ZipInfo] = []
@@ -237,7 +247,7 @@ def _check_directory(
             continue
         if info.is_dir() or set(PurePosixPath(name).parts) & _IGNORED_PARTS:
             continue
-        kind = IMAGE_SUFFIXES.get(PurePosixPath(name).suffix.lower())
+        kind = PHOTO_FORMATS.get(PurePosixPath(name).suffix.lower())
         if kind:
             images.append((info, kind))
         else:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core import signing
-from django.http import HttpRequest
 from django.urls import reverse
 
 from openscan_portal.exceptions import ApplicationError
@@ -25,15 +24,6 @@ class UploadTarget:
     project_id: uuid.UUID
     generation: int
     part: int
-
-
-def absolute(request: HttpRequest | None, path: str) -> str:
-    base = settings.OPENSCAN_PUBLIC_URL.rstrip("/")
-    if base:
-        return base + path
-    if request is None:
-        return path
-    return request.build_absolute_uri(path)
 
 
 def upload_path(*, project_id: uuid.UUID, generation: int, part: int) -> str:
@@ -60,8 +50,8 @@ def upload_target(signed: str) -> UploadTarget:
         )
     except signing.SignatureExpired as exc:
         raise ApplicationError(
-            "This upload link has expired (links are valid for 4 hours). Ask for new links "
-            "with getProjectInfo or createProject and send the part again.",
+            "This upload link has expired (links are valid for 4 hours). Ask for new "
+            "links with getProjectInfo or createProject and send the part again.",
             status=410,
             code="link_expired",
         ) from exc

@@ -13,37 +13,18 @@ from typing import IO
 from django.core.files.storage import default_storage
 from django.http import Http404
 
+from projects.archive import PHOTO_FORMATS
 from projects.models import Project
+from projects.pipeline.types import RESULT_FILES, ErrorCode
 
 # Result files the viewer may fetch, and their content types.
-VIEWER_FILES = {
-    "model_preview.glb": "model/gltf-binary",
-    "model.glb": "model/gltf-binary",
-    "cameras.json": "application/json",
-    "points.ply": "application/octet-stream",
-    "thumbnail.png": "image/png",
+VIEWER_FILES = {f.name: f.media_type for f in RESULT_FILES if f.in_viewer}
+PHOTO_TYPES = {
+    suffix: f"image/{kind.lower()}" for suffix, kind in PHOTO_FORMATS.items()
 }
-PHOTO_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
-_PHOTO_NAME = re.compile(r"^[^/\\\x00-\x1f]{1,200}$")
+# A photo's name in the user's zip: a member path, never used as a file path here.
+_PHOTO_NAME = re.compile(r"^[^\\\x00-\x1f]{1,500}$")
 
-# What a failure means and what to try next, by ``Project.error_code``.
-FAILURE_ADVICE = {
-    "too_few_registered": (
-        "Too few photos could be placed relative to each other. Shoot with more overlap "
-        "(a photo every 10° or less), keep the object sharp and well lit, put it on a "
-        "textured surface or add markers, and avoid a plain, shiny or transparent object."
-    ),
-    "no_images": "The zip held no usable photos. Upload JPEG or PNG photos of the object.",
-    "unreadable_images": "Some photos could not be read. Export them again as JPEG and upload the set again.",
-    "time_limit": "Processing took longer than allowed. Try the fast preset or fewer photos.",
-    "out_of_memory": "The set needed more memory than the server has. Try the fast preset or fewer, smaller photos.",
-    "worker_died": "The worker stopped several times. Try the fast preset or fewer photos.",
-    "engine_error": "The reconstruction engine gave up on this set. Check the photos are sharp and overlap, then reset and try again.",
-    "engine_crash": "The reconstruction engine crashed. Reset and try again; tell us if it happens twice.",
-    "internal_error": "Something failed on our side. Reset and start again; the credit was refunded.",
-    "cancelled": "You cancelled this project. Reset it to upload and start again.",
-    "bad_archive": "The zip was refused. Fix the files it names and upload again.",
-}
 FAILURE_ADVICE_DEFAULT = (
     "Reset the project to upload the photos again, or start a new project."
 )
@@ -77,7 +58,11 @@ def project_rows(projects: list[Project]) -> list[ProjectRow]:
 
 
 def failure_advice(*, project: Project) -> str:
-    return FAILURE_ADVICE.get(project.error_code, FAILURE_ADVICE_DEFAULT)
+    """What to try next after a failure, from the error code's own advice."""
+    try:
+        return ErrorCode(project.error_code).advice
+    except ValueError:  # an API error code, or none
+        return FAILURE_ADVICE_DEFAULT
 
 
 def viewer_files(*, project: Project) -> dict[str, int]:
@@ -104,11 +89,12 @@ def viewer_file_open(*, project: Project, name: str) -> tuple[IO[bytes], str]:
 def project_photo_read(
     *, project: Project, name: str, max_bytes: int = 64_000_000
 ) -> tuple[bytes, str]:
-    """The bytes of one source photo, found by its base name in the project's input zip.
+    """The bytes of one source photo, found by its name in the project's input zip.
 
-    Names come from cameras.json, which lists photos by their base name; the
-    zip entry is matched on its base name too, so a set zipped inside a folder
-    works. Http404 for anything that is not a photo of this project.
+    Names come from cameras.json's ``source``: the member's path in the zip the
+    user sent, whatever ingest renamed the photo to. Results made before it was
+    written name the base name only, so that still matches a member's base name.
+    Http404 for anything that is not a photo of this project.
     """
     suffix = PurePosixPath(name).suffix.lower()
     if (
@@ -122,9 +108,15 @@ def project_photo_read(
             default_storage.open(project.input_path, "rb") as fh,
             zipfile.ZipFile(fh) as zf,
         ):
-            for info in zf.infolist():
-                if info.is_dir() or PurePosixPath(info.filename).name != name:
-                    continue
+            members = [info for info in zf.infolist() if not info.is_dir()]
+            info = next(
+                (m for m in members if m.filename == name),
+                next(
+                    (m for m in members if PurePosixPath(m.filename).name == name),
+                    None,
+                ),
+            )
+            if info is not None:
                 if info.file_size > max_bytes:
                     raise Http404("This photo is too large to show here.")
                 return zf.read(info), PHOTO_TYPES[suffix]

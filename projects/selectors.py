@@ -1,13 +1,15 @@
 """Reads for projects. Visibility is decided here and nowhere else."""
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from django.db.models import QuerySet
+from django.db.models import Case, F, IntegerField, Q, QuerySet, Sum, Value, When
 from django.http import Http404
 
+from openscan_portal.exceptions import ApplicationError
 from projects import links
-from projects.models import Project
+from projects.models import Project, UploadChunk
+from projects.pipeline.types import ARCHIVE_NAME, RESULT_FILES
 from tokens.models import Token
 
 # The strings OpenScanCloud clients know; they stop polling on the last three.
@@ -27,7 +29,8 @@ def project_list(*, token: Token) -> QuerySet[Project]:
 
 
 def project_get(*, token: Token, project_id: uuid.UUID | str) -> Project:
-    """The token's project with this id; Http404 for anyone else's, so existence never leaks."""
+    """The token's project with this id; Http404 for anyone
+    else's, so existence never leaks."""
     try:
         pid = (
             project_id
@@ -60,21 +63,62 @@ def project_get_by_name(
     )
 
 
+def queue_rank() -> Case:
+    """The queue's first sort key: private tokens (0) before public ones (1).
+
+    Workers claim by (rank, queued_at); positions are counted the same way.
+    """
+    return Case(
+        When(token__kind=Token.Kind.PRIVATE, then=Value(0)),
+        default=Value(1),
+        output_field=IntegerField(),
+    )
+
+
 def queue_position(*, project: Project) -> int:
     """Projects that will be taken before this one (private tokens go first)."""
     if project.status != Project.Status.QUEUED or project.queued_at is None:
         return 0
-    ahead = Project.objects.filter(status=Project.Status.QUEUED)
-    if project.token.is_public:
-        earlier_same = ahead.filter(
-            token__kind=Token.Kind.PUBLIC, queued_at__lt=project.queued_at
+    rank = 1 if project.token.is_public else 0
+    return (
+        Project.objects.filter(status=Project.Status.QUEUED)
+        .annotate(rank=queue_rank())
+        .filter(Q(rank__lt=rank) | Q(rank=rank, queued_at__lt=project.queued_at))
+        .count()
+    )
+
+
+def queue_positions(*, projects: Sequence[Project]) -> dict[uuid.UUID, int]:
+    """``queue_position`` of each of ``projects`` that is queued, in one query."""
+    if not any(p.status == Project.Status.QUEUED for p in projects):
+        return {}
+    order = (
+        Project.objects.filter(status=Project.Status.QUEUED)
+        .annotate(rank=queue_rank())
+        .order_by("rank", "queued_at")
+        .values_list("pk", flat=True)
+    )
+    return {pk: ahead for ahead, pk in enumerate(order)}
+
+
+def parts_received_many(
+    *, projects: Sequence[Project]
+) -> dict[uuid.UUID, dict[int, int]]:
+    """``parts_received`` of each of ``projects`` still taking parts, in one query."""
+    created = [p.pk for p in projects if p.status == Project.Status.CREATED]
+    if not created:
+        return {}
+    rows = (
+        UploadChunk.objects.filter(
+            project__in=created, generation=F("project__upload_generation")
         )
-        return (
-            ahead.filter(token__kind=Token.Kind.PRIVATE).count() + earlier_same.count()
-        )
-    return ahead.filter(
-        token__kind=Token.Kind.PRIVATE, queued_at__lt=project.queued_at
-    ).count()
+        .values("project_id", "part")
+        .annotate(s=Sum("size"))
+    )
+    received: dict[uuid.UUID, dict[int, int]] = {}
+    for row in rows:
+        received.setdefault(row["project_id"], {})[row["part"]] = row["s"]
+    return received
 
 
 def queue_counts() -> dict[str, int]:
@@ -107,19 +151,6 @@ def queue_estimate_seconds(*, ahead: int) -> int:
 
 
 # Result files in the order pages and mails list them (JSON keys have no stable order).
-RESULT_FILES = (
-    "result.zip",
-    "model.glb",
-    "model_preview.glb",
-    "model.obj",
-    "model.mtl",
-    "texture.png",
-    "texture.jpg",
-    "points.ply",
-    "cameras.json",
-    "report.json",
-    "thumbnail.png",
-)
 
 
 def project_downloads(
@@ -129,7 +160,7 @@ def project_downloads(
     if project.status != Project.Status.DONE or not project.result_path:
         return []
     stored: dict[str, int] = project.progress.get("files", {})
-    files = {name: stored[name] for name in RESULT_FILES if name in stored}
+    files = {f.name: stored[f.name] for f in RESULT_FILES if f.name in stored}
     return [
         {
             "name": name,
@@ -146,8 +177,45 @@ def project_downloads(
     ]
 
 
+def downloads_archive_url(downloads: list[dict[str, object]]) -> str:
+    """The link to result.zip among ``project_downloads``; "" when not there."""
+    return next((str(d["url"]) for d in downloads if d["name"] == ARCHIVE_NAME), "")
+
+
+def project_of_upload_link(*, project_id: uuid.UUID) -> Project:
+    """The project an upload link points at (the link is the credential).
+
+    Raises:
+        ApplicationError: 404 ``project_gone`` once the project was deleted.
+    """
+    project = Project.objects.filter(pk=project_id).select_related("token").first()
+    if project is None:
+        raise ApplicationError(
+            "The project of this link no longer exists; it was deleted.",
+            status=404,
+            code="project_gone",
+        )
+    return project
+
+
+def project_of_download_link(*, project_id: uuid.UUID, generation: int) -> Project:
+    """The finished project a download link points at;
+    Http404 once it is gone or reset."""
+    project = Project.objects.filter(
+        pk=project_id, upload_generation=generation
+    ).first()
+    if (
+        project is None
+        or project.status != Project.Status.DONE
+        or not project.result_path
+    ):
+        raise Http404("This result is no longer available.")
+    return project
+
+
 def project_get_shared(*, share_key: str) -> Project:
-    """The project a share link opens; Http404 when the link was revoked or never existed."""
+    """The project a share link opens; Http404 when the link
+    was revoked or never existed."""
     if not share_key:
         raise Http404("No such project.")
     project = Project.objects.filter(

@@ -84,8 +84,8 @@ class BodyFile(File):
         data = self._stream.read(min(n, self._left))
         if not data:
             raise ApplicationError(
-                f"The upload ended early: {self.bytes_read} of {self.bytes_read + self._left} "
-                "bytes arrived. Send the part again.",
+                f"The upload ended early: {self.bytes_read} of "
+                f"{self.bytes_read + self._left} bytes arrived. Send the part again.",
                 code="incomplete_body",
             )
         self._left -= len(data)
@@ -119,7 +119,8 @@ class BodyFile(File):
                         break
                 else:
                     raise ApplicationError(
-                        "The multipart upload has no closing boundary; send the part again.",
+                        "The multipart upload has no closing boundary; send the part "
+                        "again.",
                         code="bad_body",
                     )
         self._hash.update(data)

@@ -4,7 +4,8 @@ from projects.services import jobs, notifications, retention
 
 
 def project_process(project_id: str = "") -> None:
-    """Process the best queued project (not necessarily ``project_id``: priority decides)."""
+    """Process the best queued project (not necessarily
+    ``project_id``: priority decides)."""
     jobs.job_run_next()
 
 
@@ -14,7 +15,8 @@ def jobs_sweep() -> dict[str, int]:
 
 
 def project_notify(project_id: str, attempt: int = 1) -> str:
-    """E-mail the owner of a finished or failed private project (retries with backoff)."""
+    """E-mail the owner of a finished or failed private
+    project (retries with backoff)."""
     return notifications.notification_send(project_id=project_id, attempt=attempt)
 
 

@@ -19,13 +19,13 @@ urlpatterns = [
         "projects/<uuid:project_id>/files/<str:name>", views.project_file, name="file"
     ),
     path(
-        "projects/<uuid:project_id>/photos/<str:name>",
+        "projects/<uuid:project_id>/photos/<path:name>",
         views.project_photo,
         name="photo",
     ),
     path("s/<str:share_key>/", views.shared, name="shared"),
     path("s/<str:share_key>/files/<str:name>", views.shared_file, name="shared-file"),
     path(
-        "s/<str:share_key>/photos/<str:name>", views.shared_photo, name="shared-photo"
+        "s/<str:share_key>/photos/<path:name>", views.shared_photo, name="shared-photo"
     ),
 ]

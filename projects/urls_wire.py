@@ -1,8 +1,15 @@
-"""Root-level paths of the OpenScanCloud wire protocol (no trailing slash, no prefix)."""
+"""Root-level paths of the OpenScanCloud wire protocol
+(no trailing slash, no prefix)."""
+
+import re
 
 from django.urls import path, re_path
 
 from projects import wire
+from projects.pipeline.types import RESULT_FILES
+
+# Only the files of the output contract can be asked for.
+_RESULT_NAME = "|".join(re.escape(f.name) for f in RESULT_FILES)
 
 app_name = "wire"
 
@@ -17,7 +24,7 @@ urlpatterns = [
     path("getQueueEstimate", wire.get_queue_estimate, name="getQueueEstimate"),
     re_path(r"^u/(?P<signed>[A-Za-z0-9_.:-]+)$", wire.upload_part, name="upload"),
     re_path(
-        r"^d/(?P<signed>[A-Za-z0-9_.:-]+)/(?P<filename>[A-Za-z0-9_-]{1,64}\.(?:zip|glb|obj|mtl|png|jpg|ply|json))$",
+        rf"^d/(?P<signed>[A-Za-z0-9_.:-]+)/(?P<filename>{_RESULT_NAME})$",
         wire.download,
         name="download",
     ),

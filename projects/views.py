@@ -18,7 +18,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from openscan_portal.exceptions import ApplicationError
-from projects import links, portal, selectors, services
+from openscan_portal.public_url import public_url
+from projects import portal, selectors, services
 from projects.forms import ShareForm
 from projects.models import Project
 from tokens.models import Token
@@ -110,17 +111,17 @@ def project_new(request: HttpRequest) -> HttpResponse:
 def project_detail(request: HttpRequest, project_id: uuid.UUID) -> HttpResponse:
     project = _owned(request, project_id)
     downloads = selectors.project_downloads(
-        project=project, base=lambda path: links.absolute(request, path)
+        project=project, base=lambda path: public_url(request, path)
     )
     share_url = (
-        request.build_absolute_uri(
-            reverse("projects:shared", kwargs={"share_key": project.share_key})
+        public_url(
+            request, reverse("projects:shared", kwargs={"share_key": project.share_key})
         )
         if project.share_key
         else ""
     )
     status_config = {
-        "api": reverse("projects-api:detail", kwargs={"project_id": project.id}),
+        "api": reverse("projects-api:status", kwargs={"project_id": project.id}),
         "poll_ms": settings.OPENSCAN_POLL_SECONDS * 1000,
         "status": project.status,
         "terminal": project.is_terminal,

@@ -29,10 +29,12 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from openscan_portal.exceptions import ApplicationError
-from openscan_portal.parsing import ascii_int
+from openscan_portal.parsing import ascii_int, header_int
+from openscan_portal.public_url import public_url
 from projects import links, selectors, services, storage
 from projects.clients import client_key
 from projects.models import Project
+from projects.pipeline.types import ARCHIVE_NAME, RESULT_MEDIA_TYPES
 from tokens import selectors as token_selectors
 from tokens import services as token_services
 from tokens import throttles
@@ -89,8 +91,8 @@ def _int_param(request: HttpRequest, name: str) -> int:
     value = ascii_int(raw)
     if value is None:
         raise ApplicationError(
-            f"The parameter '{name}' must be a whole number in ASCII digits, "
-            f"got '{raw.strip()[:40]}'."
+            f"The parameter '{name}' must be a whole number in ASCII digits, got "
+            f"'{raw.strip()[:40]}'."
         )
     return value
 
@@ -120,8 +122,8 @@ def _project(request: HttpRequest, token: Token) -> Project | None:
 
 def _upload_links(request: HttpRequest, project: Project) -> list[str]:
     return [
-        storage.wire_upload_link(project=project, part=i)
-        or links.absolute(
+        storage.backend().wire_upload_link(project=project, part=i)
+        or public_url(
             request,
             links.upload_path(
                 project_id=project.id, generation=project.upload_generation, part=i
@@ -137,9 +139,9 @@ def _download_link(request: HttpRequest, project: Project) -> str:
     path = links.download_path(
         project_id=project.id,
         generation=project.upload_generation,
-        filename="result.zip",
+        filename=ARCHIVE_NAME,
     )
-    return links.absolute(request, path)
+    return public_url(request, path)
 
 
 @wire_endpoint
@@ -262,18 +264,11 @@ def get_queue_estimate(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @require_http_methods(["POST", "PUT"])
 def upload_part(request: HttpRequest, signed: str) -> HttpResponse:
-    """Receive one part at its signed upload link (no auth: the link is the credential)."""
+    """Receive one part at its signed upload link (no auth: the link is the
+    credential)."""
     try:
         target = links.upload_target(signed)
-        project = (
-            Project.objects.filter(pk=target.project_id).select_related("token").first()
-        )
-        if project is None:
-            raise ApplicationError(
-                "The project of this link no longer exists; it was deleted.",
-                status=404,
-                code="project_gone",
-            )
+        project = selectors.project_of_upload_link(project_id=target.project_id)
         length = _body_length(request)
         # A chunked body is read from the server's decoded input: Django's request
         # stream stops at Content-Length, which a chunked body lacks.
@@ -296,25 +291,25 @@ def _body_length(request: HttpRequest) -> int | None:
     """The body's Content-Length, or None for a chunked body the server decodes."""
     raw = request.META.get("CONTENT_LENGTH")
     if raw:
-        length = ascii_int(raw)
-        if length is None:
-            raise ApplicationError(
-                "The Content-Length header must be a whole number in ASCII digits."
-            )
-        return length
+        return header_int(
+            raw,
+            message="The Content-Length header must be a whole number in ASCII digits.",
+        )
     chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
     if chunked and request.environ.get("wsgi.input_terminated"):
         return None
     if chunked:
         raise ApplicationError(
-            "This server cannot read chunked bodies; send the part with a Content-Length."
+            "This server cannot read chunked bodies; send the part with a "
+            "Content-Length."
         )
     return 0  # No body at all: answered as an empty part.
 
 
 @require_http_methods(["GET", "HEAD"])
 def download(request: HttpRequest, signed: str, filename: str) -> HttpResponse:
-    """Serve a finished project's result file; extra query parameters (dl=1) are ignored.
+    """Serve a finished project's result file; extra query
+    parameters (dl=1) are ignored.
 
     On S3 or Dropbox a GET answers 302 to the backend (a presigned GET or the
     file's Dropbox shared link; OPENSCAN_DOWNLOAD_REDIRECT); HEAD and local
@@ -324,29 +319,21 @@ def download(request: HttpRequest, signed: str, filename: str) -> HttpResponse:
         project_id, generation = links.download_target(signed)
     except ApplicationError as exc:
         raise Http404(exc.message) from exc
-    project = Project.objects.filter(
-        pk=project_id, upload_generation=generation
-    ).first()
-    if (
-        project is None
-        or project.status != Project.Status.DONE
-        or not project.result_path
-    ):
-        raise Http404("This result is no longer available.")
+    project = selectors.project_of_download_link(
+        project_id=project_id, generation=generation
+    )
     files = project.progress.get("files") or {}
     if files and filename not in files:
         raise Http404("The result has no such file.")
     name = f"{project.result_path}/{filename}"
     download_name = f"{project.name.removesuffix('.zip')}-{filename}"
     if request.method == "GET":
-        url = storage.download_redirect_url(name=name, filename=download_name)
+        url = storage.backend().download_redirect_url(name=name, filename=download_name)
         if url:
             return HttpResponseRedirect(url)
-    elif storage.storage_kind() != "local":
+    elif storage.backend().remote:
         # Answer HEAD from the metadata: opening a remote file would fetch it all.
-        response = HttpResponse(
-            content_type="application/zip" if filename.endswith(".zip") else None
-        )
+        response = HttpResponse(content_type=RESULT_MEDIA_TYPES[filename])
         response["Content-Length"] = str(default_storage.size(name))
         response["Content-Disposition"] = content_disposition_header(
             True, download_name

@@ -9,5 +9,5 @@ try:
         sys.argv[1].replace("postgres://", "postgresql://", 1), connect_timeout=3
     ):
         pass
-except Exception:  # noqa: BLE001 - any failure means "not reachable"
+except Exception:
     sys.exit(1)

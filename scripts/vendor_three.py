@@ -1,4 +1,5 @@
-"""Copy the pinned three.js build and the example modules the viewer uses into static/vendor/three/.
+"""Copy the pinned three.js build and the example modules the viewer uses into
+static/vendor/three/.
 
 Run after `npm ci` (package.json pins the exact version; package-lock.json its
 checksum). The example modules import the bare name 'three'; it is rewritten to
@@ -27,13 +28,14 @@ _BARE = re.compile(r"""(from\s+)(['"])three\2""")
 
 def main() -> int:
     if not (SOURCE / "package.json").is_file():
-        print("node_modules/three is missing: run `npm ci` first.", file=sys.stderr)  # noqa: T201
+        print("node_modules/three is missing: run `npm ci` first.", file=sys.stderr)
         return 1
     version = json.loads((SOURCE / "package.json").read_text())["version"]
     pinned = json.loads((ROOT / "package.json").read_text())["dependencies"]["three"]
     if version != pinned:
         print(
-            f"node_modules has three {version}, package.json pins {pinned}: run `npm ci`.",
+            f"node_modules has three {version}, package.json pins {pinned}: run `npm "
+            "ci`.",
             file=sys.stderr,
         )
         return 1
@@ -49,7 +51,7 @@ def main() -> int:
         depth = len(target.relative_to(DEST).parts) - 1
         text = (SOURCE / rel).read_text(encoding="utf-8")
         text = _BARE.sub(
-            lambda m: (
+            lambda m, depth=depth: (
                 f"{m.group(1)}{m.group(2)}{'../' * depth}three.module.js{m.group(2)}"
             ),
             text,
@@ -57,7 +59,7 @@ def main() -> int:
         target.write_text(text, encoding="utf-8")
     shutil.copyfile(SOURCE / "LICENSE", DEST / "LICENSE")
     (DEST / "VERSION").write_text(f"{version}\n")
-    print(f"three.js {version} -> {DEST.relative_to(ROOT)}")  # noqa: T201
+    print(f"three.js {version} -> {DEST.relative_to(ROOT)}")
     return 0
 
 

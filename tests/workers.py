@@ -8,7 +8,8 @@ from projects.services import jobs
 
 
 def input_prepare() -> Project:
-    """Claim the queued project and join and check its parts as the worker does (no engine)."""
+    """Claim the queued project and join and check its parts
+    as the worker does (no engine)."""
     project = jobs.job_claim_next()
     assert project is not None, "no queued project"
     with tempfile.TemporaryDirectory() as workdir:

@@ -1,4 +1,5 @@
-"""The credit desk: tokens with balance and usage, credit grants with a reason, the ledger."""
+"""The credit desk: tokens with balance and usage, credit
+grants with a reason, the ledger."""
 
 from typing import Any
 
@@ -131,7 +132,8 @@ class TokenAdmin(admin.ModelAdmin):
             reverse("admin:projects_project_changelist") + f"?token__id__exact={obj.pk}"
         )
         return format_html(
-            '<a class="button" href="{}">Grant or remove credit</a> &nbsp; <a href="{}">Projects of this token</a>',
+            '<a class="button" href="{}">Grant or remove credit</a> &nbsp; <a '
+            'href="{}">Projects of this token</a>',
             adjust,
             projects,
         )

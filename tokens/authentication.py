@@ -20,7 +20,8 @@ class TokenUser(AnonymousUser):
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
-    """``Authorization: Bearer <key>`` or ``Token <key>``, looked up by the key's sha256."""
+    """``Authorization: Bearer <key>`` or ``Token <key>``,
+    looked up by the key's sha256."""
 
     keywords = ("bearer", "token")
 

@@ -138,7 +138,8 @@ class SignupGrant(models.Model):
 
 
 class RateCounter(models.Model):
-    """Events counted per key and fixed window, incremented with a conditional UPDATE."""
+    """Events counted per key and fixed window, incremented
+    with a conditional UPDATE."""
 
     key = models.CharField(max_length=200)
     window_start = models.BigIntegerField()  # Unix seconds.

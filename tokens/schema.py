@@ -7,9 +7,10 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
     target_class = "tokens.authentication.ApiTokenAuthentication"
     name = "tokenAuth"
 
-    def get_security_definition(self, auto_schema: object) -> dict[str, str]:
+    def get_security_definition(self, _auto_schema: object) -> dict[str, str]:
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "Your OpenScan token: `Authorization: Bearer osp_…` (or `Token osp_…`).",
+            "description": "Your OpenScan token: `Authorization: Bearer osp_…` (or "
+            "`Token osp_…`).",
         }

@@ -3,8 +3,8 @@
 import datetime
 
 from django.db.models import QuerySet, Sum
-from django.utils import timezone
 
+from openscan_portal.clock import utc_day
 from tokens.models import CreditLedgerEntry, DailyUsage, Token
 from tokens.services import key_hash
 
@@ -27,13 +27,12 @@ def token_usage_on(*, token: Token, day: datetime.date) -> int:
 
 
 def token_usage_today(*, token: Token) -> int:
-    return token_usage_on(
-        token=token, day=timezone.now().astimezone(datetime.UTC).date()
-    )
+    return token_usage_on(token=token, day=utc_day())
 
 
 def token_credit_available(*, token: Token) -> int:
-    """Bytes the token can still spend now: its balance, or what is left of today's quota."""
+    """Bytes the token can still spend now: its balance, or
+    what is left of today's quota."""
     if token.is_public:
         return max(0, (token.daily_quota or 0) - token_usage_today(token=token))
     return Token.objects.values_list("credit", flat=True).get(pk=token.pk)

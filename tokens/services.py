@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from openscan_portal.clock import utc_day
 from openscan_portal.exceptions import ApplicationError
 from tokens.models import (
     CreditLedgerEntry,
@@ -40,8 +41,13 @@ class InsufficientCreditError(ApplicationError):
         super().__init__(message, status=402, code="insufficient_credit")
 
 
+# The session key under which a freshly issued token key waits to be shown once.
+NEW_KEY_SESSION = "tokens.new_key"
+
+
 def key_hash(key: str) -> str:
-    """Return the stored form of a key (keys are high-entropy, so a fast hash suffices)."""
+    """Return the stored form of a key (keys are high-entropy, so a fast hash
+    suffices)."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -49,10 +55,6 @@ def _new_key() -> str:
     return KEY_PREFIX + "".join(
         secrets.choice(_KEY_ALPHABET) for _ in range(_KEY_LENGTH)
     )
-
-
-def _utc_today() -> datetime.date:
-    return timezone.now().astimezone(datetime.UTC).date()
 
 
 @transaction.atomic
@@ -104,7 +106,8 @@ def token_issue(
 
 
 def public_token_ensure(*, key: str | None = None) -> Token:
-    """Create or update the public token so that ``key`` (default: the setting) opens it.
+    """Create or update the public token so that ``key``
+    (default: the setting) opens it.
 
     Idempotent; the quota and limits follow the settings each time.
     """
@@ -131,7 +134,8 @@ def public_token_ensure(*, key: str | None = None) -> Token:
 
 
 def token_regenerate(*, token: Token) -> str:
-    """Give the token a new key; the old key stops working at once. Returns the new key."""
+    """Give the token a new key; the old key stops working
+    at once. Returns the new key."""
     if token.is_public:
         raise ApplicationError("The public token's key is set in the configuration.")
     key = _new_key()
@@ -180,7 +184,8 @@ def credit_adjust(
     reason: str,
     created_by: AbstractBaseUser | None = None,
 ) -> CreditLedgerEntry:
-    """Grant (amount > 0) or remove (amount < 0) credit with a reason; never below zero."""
+    """Grant (amount > 0) or remove (amount < 0) credit with
+    a reason; never below zero."""
     if token.is_public:
         raise ApplicationError("The public token has a daily quota, not a balance.")
     if amount == 0:
@@ -222,13 +227,14 @@ def credit_charge(
     """Take ``amount`` bytes of credit (private) or of today's quota (public).
 
     Raises:
-        InsufficientCreditError: the balance or today's quota is too small; nothing changes.
+        InsufficientCreditError: the balance or today's quota is too small; nothing
+        changes.
     """
     if amount <= 0:
         raise ApplicationError("A charge must be positive.")
     if token.is_public:
         quota = token.daily_quota or 0
-        row = _usage_row(token=token, day=_utc_today())
+        row = _usage_row(token=token, day=utc_day())
         updated = DailyUsage.objects.filter(pk=row.pk, used__lte=quota - amount).update(
             used=F("used") + amount
         )
@@ -239,9 +245,9 @@ def credit_charge(
                 - DailyUsage.objects.values_list("used", flat=True).get(pk=row.pk),
             )
             raise InsufficientCreditError(
-                f"The public token's quota for today is used up: {left} bytes left of "
-                f"{quota}, this project needs {amount}. Try again after midnight UTC, or "
-                "register for a private token."
+                f"The public token's quota for today is used up: {left} bytes left "
+                f"of {quota}, this project needs {amount}. Try again after midnight "
+                "UTC, or register for a private token."
             )
         balance = DailyUsage.objects.values_list("used", flat=True).get(pk=row.pk)
     else:
@@ -251,8 +257,8 @@ def credit_charge(
         if not updated:
             have = Token.objects.values_list("credit", flat=True).get(pk=token.pk)
             raise InsufficientCreditError(
-                f"Not enough credit: this project needs {amount} bytes, the token has "
-                f"{have}. Ask for more credit or upload a smaller set."
+                f"Not enough credit: this project needs {amount} bytes, the token "
+                f"has {have}. Ask for more credit or upload a smaller set."
             )
         balance = Token.objects.values_list("credit", flat=True).get(pk=token.pk)
     return _ledger_add(
@@ -274,7 +280,8 @@ def credit_refund(
     project_ref: str,
     charged_on: datetime.date,
 ) -> CreditLedgerEntry:
-    """Give back ``amount`` bytes charged on ``charged_on`` (the public quota of that day).
+    """Give back ``amount`` bytes charged on ``charged_on``
+    (the public quota of that day).
 
     The caller makes sure a charge is refunded at most once (it owns the charge).
     """
@@ -300,7 +307,8 @@ def credit_refund(
 
 
 def rate_consume(*, key: str, limit: int, window_seconds: int) -> bool:
-    """Count one event for ``key`` in the current fixed window; False when over ``limit``.
+    """Count one event for ``key`` in the current fixed
+    window; False when over ``limit``.
 
     A database row and a conditional UPDATE, so concurrent requests on any
     number of processes can never pass the limit together.
@@ -327,8 +335,8 @@ def _token_mail_allow(*, email: str, ip: str) -> None:
         key=f"token-mail:address:{email}", limit=per_address, window_seconds=86_400
     ):
         raise ApplicationError(
-            f"This address was sent {per_address} token mails today, the most per day. "
-            "Look for them (and in the spam folder) or try again tomorrow.",
+            f"This address was sent {per_address} token mails today, the most per "
+            "day. Look for them (and in the spam folder) or try again tomorrow.",
             status=429,
             code="mail_limit",
         )
@@ -336,8 +344,8 @@ def _token_mail_allow(*, email: str, ip: str) -> None:
         key=f"token-mail:ip:{ip}", limit=per_ip, window_seconds=3600
     ):
         raise ApplicationError(
-            f"{per_ip} token mails were requested from your network in the last hour, "
-            "the most per hour. Try again later.",
+            f"{per_ip} token mails were requested from your network in the last "
+            "hour, the most per hour. Try again later.",
             status=429,
             code="mail_limit",
         )
@@ -369,9 +377,9 @@ def _reminder_send(*, email: str, forename: str) -> None:
     )
     send_mail(
         "Your OpenScan Portal token",
-        f"Hello {forename},\n\nsomeone (hopefully you) asked for an OpenScan Portal token "
-        f"for this address. {held}"
-        "If you lost it, sign in to the portal and regenerate it on your token page.\n",
+        f"Hello {forename},\n\nsomeone (hopefully you) asked for an OpenScan Portal "
+        f"token for this address. {held}If you lost it, sign in to the portal and "
+        "regenerate it on your token page.\n",
         None,
         [email],
     )
@@ -414,11 +422,11 @@ def token_request(
     grant.save(update_fields=["token"])
     send_mail(
         "Your OpenScan Portal token",
-        f"Hello {forename},\n\nhere is your private OpenScan Portal token:\n\n    {key}\n\n"
-        "Paste it into your OpenScan rig's cloud settings, pass it to openscan-upload with "
-        "--token (or OPENSCAN_TOKEN), or send it to the API as 'Authorization: Bearer <token>'.\n"
-        f"It holds {token.credit / 1e9:.1f} GB of credit. Keep it secret: anyone with it can "
-        "spend your credit.\n",
+        f"Hello {forename},\n\nhere is your private OpenScan Portal token:\n\n    "
+        f"{key}\n\nPaste it into your OpenScan rig's cloud settings, pass it to "
+        "openscan-upload with --token (or OPENSCAN_TOKEN), or send it to the API as "
+        f"'Authorization: Bearer <token>'.\nIt holds {token.credit / 1e9:.1f} GB of "
+        "credit. Keep it secret: anyone with it can spend your credit.\n",
         None,
         [email],
     )

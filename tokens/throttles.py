@@ -17,7 +17,8 @@ from tokens.models import Token
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The client's address; behind N trusted proxies, the N-th from the right of X-Forwarded-For."""
+    """The client's address; behind N trusted proxies, the N-th from the right of
+    X-Forwarded-For."""
     proxies = settings.OPENSCAN_TRUSTED_PROXY_COUNT
     if proxies:
         hops = [
@@ -31,7 +32,8 @@ def client_ip(request: HttpRequest) -> str:
 
 
 def public_burst_consume(*, token: Token, ip: str, amount: int) -> None:
-    """Count ``amount`` bytes against ``ip``'s window; 429 with a reason when over the limit."""
+    """Count ``amount`` bytes against ``ip``'s window; 429
+    with a reason when over the limit."""
     limit = settings.OPENSCAN_PUBLIC_BURST_BYTES
     if not token.is_public or not limit:
         return
@@ -44,9 +46,10 @@ def public_burst_consume(*, token: Token, ip: str, amount: int) -> None:
         cache.decr(key, amount)
         wait = window - int(time.time() % window)
         raise ApplicationError(
-            f"This address has sent {used - amount} bytes with the public token in the last "
-            f"minutes; the limit is {limit} per {window // 60} minutes so everyone gets a share. "
-            f"Try again in {wait} seconds, or register for a private token.",
+            f"This address has sent {used - amount} bytes with the public token in "
+            f"the last minutes; the limit is {limit} per {window // 60} minutes so "
+            f"everyone gets a share. Try again in {wait} seconds, or register for a "
+            "private token.",
             status=429,
             code="burst_limit",
         )

@@ -1,4 +1,5 @@
-"""The token page: the key once, then masked; regenerate; balance, limits, usage, ledger."""
+"""The token page: the key once, then masked; regenerate;
+balance, limits, usage, ledger."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -6,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.adapter import NEW_KEY_SESSION
+from openscan_portal.public_url import public_url
 from tokens import selectors, services
 
 
@@ -18,7 +19,7 @@ def _detail(request: HttpRequest, *, new_key: str | None) -> HttpResponse:
             "available": selectors.token_credit_available(token=token),
             "used_today": selectors.token_usage_today(token=token),
             "ledger": selectors.ledger_list(token=token)[:100],
-            "api_base": request.build_absolute_uri("/"),
+            "api_base": public_url(request, "/"),
         }
     response = render(request, "tokens/detail.html", context)
     response["Cache-Control"] = "no-store"  # The page may hold the key.
@@ -29,7 +30,7 @@ def _detail(request: HttpRequest, *, new_key: str | None) -> HttpResponse:
 @require_GET
 def token_detail(request: HttpRequest) -> HttpResponse:
     # Only the key issued at e-mail verification waits here (allauth redirects).
-    return _detail(request, new_key=request.session.pop(NEW_KEY_SESSION, None))
+    return _detail(request, new_key=request.session.pop(services.NEW_KEY_SESSION, None))
 
 
 @login_required

@@ -6,7 +6,8 @@ from django.urls import reverse
 from rest_framework import serializers
 from rest_framework.request import Request
 
-from projects import links, selectors, services
+from openscan_portal.public_url import public_url
+from projects import selectors, services
 from projects.models import Project
 
 
@@ -40,12 +41,32 @@ class ProjectOutputSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
 
 
-def project_output(request: Request, project: Project) -> dict[str, Any]:
-    received = (
-        services.parts_received(project=project)
-        if project.status == Project.Status.CREATED
-        else {}
-    )
+class ProjectPageSerializer(serializers.Serializer):
+    """A page of the project list (DRF's LimitOffsetPagination)."""
+
+    count = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = ProjectOutputSerializer(many=True)
+
+
+def project_output(
+    request: Request,
+    project: Project,
+    *,
+    received: dict[int, int] | None = None,
+    position: int | None = None,
+) -> dict[str, Any]:
+    """One project for the API; lists pass ``received`` and
+    ``position`` read in bulk."""
+    if received is None:
+        received = (
+            services.parts_received(project=project)
+            if project.status == Project.Status.CREATED
+            else {}
+        )
+    if position is None:
+        position = selectors.queue_position(project=project)
     parts = [
         {
             "index": i,
@@ -57,9 +78,9 @@ def project_output(request: Request, project: Project) -> dict[str, Any]:
         for i in range(project.parts)
     ]
     downloads = selectors.project_downloads(
-        project=project, base=lambda path: links.absolute(request, path)
+        project=project, base=lambda path: public_url(request, path)
     )
-    result_url = next((d["url"] for d in downloads if d["name"] == "result.zip"), "")
+    result_url = selectors.downloads_archive_url(downloads)
     data = {
         "id": project.id,
         "name": project.name,
@@ -72,7 +93,7 @@ def project_output(request: Request, project: Project) -> dict[str, Any]:
         "research_consent": project.research_consent,
         "charged": project.charged,
         "image_count": project.image_count,
-        "queue_position": selectors.queue_position(project=project),
+        "queue_position": position,
         "progress": project.progress,
         "error": project.error,
         "error_code": project.error_code,

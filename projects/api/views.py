@@ -1,4 +1,5 @@
-"""The REST API for projects: create, list, detail, delete, resumable part upload, start."""
+"""The REST API for projects: create, list, detail,
+delete, resumable part upload, start."""
 
 from collections.abc import Callable
 from typing import Any
@@ -6,15 +7,21 @@ from typing import Any
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from openscan_portal.exceptions import ApplicationError
-from openscan_portal.parsing import StrictIntegerField, ascii_int
+from openscan_portal.parsing import StrictIntegerField, header_int
+from openscan_portal.public_url import public_url
 from projects import selectors, services, storage
-from projects.api.serializers import ProjectOutputSerializer, project_output
+from projects.api.serializers import (
+    ProjectOutputSerializer,
+    ProjectPageSerializer,
+    project_output,
+)
 from projects.clients import client_key
 from projects.models import Project
 from projects.services import notifications
@@ -34,7 +41,7 @@ class ProjectListCreateApi(APIView):
             required=False, allow_null=True, default=None
         )
 
-    @extend_schema(responses=ProjectOutputSerializer(many=True))
+    @extend_schema(operation_id="v1_projects_list", responses=ProjectPageSerializer)
     def get(self, request: Request) -> Response:
         token = request_token(request)
         if token.is_public:
@@ -42,8 +49,29 @@ class ProjectListCreateApi(APIView):
                 "The public token is shared by everyone, so it cannot list projects; "
                 "use a private token."
             )
-        projects = selectors.project_list(token=token).select_related("token")[:200]
-        return Response([project_output(request, p) for p in projects])
+        paginator = LimitOffsetPagination()
+        # PAGE_SIZE is set in settings, so there is always a page.
+        page = (
+            paginator.paginate_queryset(
+                selectors.project_list(token=token).select_related("token"),
+                request,
+                view=self,
+            )
+            or []
+        )
+        received = selectors.parts_received_many(projects=page)
+        positions = selectors.queue_positions(projects=page)
+        return paginator.get_paginated_response(
+            [
+                project_output(
+                    request,
+                    p,
+                    received=received.get(p.pk, {}),
+                    position=positions.get(p.pk, 0),
+                )
+                for p in page
+            ]
+        )
 
     @extend_schema(request=InputSerializer, responses={201: ProjectOutputSerializer})
     def post(self, request: Request) -> Response:
@@ -141,7 +169,8 @@ class ProjectNotifyApi(APIView):
 
 
 class _RawBodyParser(BaseParser):
-    """Declares the raw upload types; the view streams the body itself, never via parsers."""
+    """Declares the raw upload types; the view streams the
+    body itself, never via parsers."""
 
     media_type = "*/*"
 
@@ -152,15 +181,12 @@ class _RawBodyParser(BaseParser):
 
 
 def _offset_header(request: Request) -> int:
-    raw = request.headers.get("Upload-Offset", request.query_params.get("offset", ""))
-    offset = ascii_int(raw)
-    if offset is None:
-        raise ApplicationError(
-            "Send the part's current size in the Upload-Offset header, in ASCII digits "
-            "(HEAD the part to read it).",
-            code="offset_missing",
-        )
-    return offset
+    return header_int(
+        request.headers.get("Upload-Offset", request.query_params.get("offset", "")),
+        message="Send the part's current size in the Upload-Offset header, in ASCII "
+        "digits (HEAD the part to read it).",
+        code="offset_missing",
+    )
 
 
 class PartUploadApi(APIView):
@@ -172,7 +198,7 @@ class PartUploadApi(APIView):
     continues where it stopped instead of starting again.
     """
 
-    parser_classes = [_RawBodyParser]
+    parser_classes = (_RawBodyParser,)
     throttle_scope = "uploads"
 
     def _headers(
@@ -229,12 +255,11 @@ class PartUploadApi(APIView):
             token=request_token(request), project_id=project_id
         )
         offset = _offset_header(request)
-        length = ascii_int(request.META.get("CONTENT_LENGTH"))
-        if length is None:
-            raise ApplicationError(
-                "Send a Content-Length header (ASCII digits) with each chunk.",
-                status=411,
-            )
+        length = header_int(
+            request.META.get("CONTENT_LENGTH"),
+            message="Send a Content-Length header (ASCII digits) with each chunk.",
+            status=411,
+        )
         try:
             new_offset = services.part_append(
                 project=project,
@@ -261,13 +286,15 @@ class PartUploadApi(APIView):
 
 
 class PartDirectUploadApi(APIView):
-    """A target for sending one part straight to the storage backend, bypassing this server.
+    """A target for sending one part straight to the storage
+    backend, bypassing this server.
 
     S3 (``OPENSCAN_S3_DIRECT_UPLOADS``): a presigned ``POST`` (default; an HTML-form
     upload whose policy refuses bodies over the part limit) or ``PUT`` (raw body;
     its size is checked when the project starts). Reusable until ``expires_at``.
     Dropbox (``OPENSCAN_DROPBOX_DIRECT_LINKS``): a one-time temporary upload link
-    taking the raw part as a ``POST`` body with ``Content-Type: application/octet-stream``.
+    taking the raw part as a ``POST`` body with ``Content-Type:
+    application/octet-stream``.
     A part sent this way replaces what the server had for it; it counts in
     ``received`` once the project starts. 409 where storage takes no direct uploads.
     """
@@ -313,8 +340,8 @@ class PartDirectUploadApi(APIView):
 class ApiRootApi(APIView):
     """What this server offers, so clients can choose the resumable REST upload."""
 
-    permission_classes: list = []
-    authentication_classes: list = []
+    permission_classes = ()
+    authentication_classes = ()
 
     @extend_schema(responses={200: {"type": "object"}})
     def get(self, request: Request) -> Response:
@@ -323,8 +350,8 @@ class ApiRootApi(APIView):
                 "version": 1,
                 "resumable_uploads": True,
                 "max_part_size": services.uploads_part_limit(),
-                "direct_uploads": storage.direct_uploads_enabled(),
-                "schema": request.build_absolute_uri("/api/schema/"),
-                "docs": request.build_absolute_uri("/api/docs/"),
+                "direct_uploads": storage.backend().direct_uploads_enabled(),
+                "schema": public_url(request, "/api/schema/"),
+                "docs": public_url(request, "/api/docs/"),
             }
         )

@@ -3,9 +3,13 @@
 No Django in here (house style section 4). ``reconstruct`` runs in-process;
 ``projects.pipeline.runner.run_isolated`` runs it in a child process with a
 time limit, a memory limit and cancellation.
+
+Importing this package loads no engine: the web process and the runner's parent
+only need the types, so ``reconstruct`` (pycolmap, Open3D) loads on first use.
 """
 
-from projects.pipeline.orchestrate import STAGES, reconstruct
+from typing import Any
+
 from projects.pipeline.types import (
     PipelineError,
     Preset,
@@ -31,3 +35,11 @@ __all__ = [
     "UnusableImage",
     "reconstruct",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("STAGES", "reconstruct"):
+        from projects.pipeline import orchestrate
+
+        return getattr(orchestrate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -41,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def show(p: Progress) -> None:
         counters = " ".join(f"{k}={v}" for k, v in p.counters.items())
-        line = f"[{time.perf_counter() - start:6.1f}s] {p.stage_index + 1}/{p.stage_count} {p.stage:<9}"
+        line = (
+            f"[{time.perf_counter() - start:6.1f}s] "
+            f"{p.stage_index + 1}/{p.stage_count} {p.stage:<9}"
+        )
         print(f"{line} {p.fraction:4.0%} {counters} {p.message}".rstrip(), flush=True)
 
     with tempfile.TemporaryDirectory(prefix="openscan-") as tmp:
@@ -64,12 +67,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"FAILED ({exc.code}): {exc.message}", file=sys.stderr)
             return 1
     print(
-        f"\nDone in {result.seconds:.1f} s: {result.images_registered}/{result.images_used} photos placed "
-        f"({result.images_total} given), {result.dense_points} points, {result.faces} faces."
+        f"\nDone in {result.seconds:.1f} s: "
+        f"{result.images_registered}/{result.images_used} photos placed "
+        f"({result.images_total} given), {result.dense_points} points, "
+        f"{result.faces} faces."
     )
     for timing in result.timings:
         print(
-            f"  {timing.stage:<9} {timing.seconds:7.1f} s   peak {timing.peak_rss_bytes / 2**20:7.0f} MiB"
+            f"  {timing.stage:<9} {timing.seconds:7.1f} s   peak "
+            f"{timing.peak_rss_bytes / 2**20:7.0f} MiB"
         )
     for bad in result.unusable_images:
         print(f"  unusable: {bad.name}: {bad.reason}")

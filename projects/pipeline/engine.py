@@ -82,7 +82,8 @@ def extract_features(
     threads: int | None,
     mask_dir: Path | None = None,
 ) -> None:
-    """SIFT features for ``names`` with a focal prior in ``camera_params`` (f,cx,cy,k)."""
+    """SIFT features for ``names`` with a focal prior in ``camera_params``
+    (f,cx,cy,k)."""
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = "SIMPLE_RADIAL"
     reader.camera_params = camera_params
@@ -340,7 +341,8 @@ def statistical_inliers(
 def estimate_normals(
     points: FloatArray, radius: float, towards: FloatArray
 ) -> FloatArray:
-    """Normals from local planes, flipped to face ``towards`` (one viewpoint per point)."""
+    """Normals from local planes, flipped to face ``towards`` (one viewpoint per
+    point)."""
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
     cloud.estimate_normals(
         o3d.geometry.KDTreeSearchParamHybrid(radius=radius, max_nn=30)
@@ -414,7 +416,8 @@ def _make_manifold(mesh: o3d.geometry.TriangleMesh) -> None:
 def visible_faces(
     vertices: FloatArray, faces: NDArray[np.int64], centres: Sequence[FloatArray]
 ) -> list[NDArray[np.bool_]]:
-    """For each camera centre, which faces' centroids it sees unoccluded (Embree rays)."""
+    """For each camera centre, which faces' centroids it sees unoccluded (Embree
+    rays)."""
     scene = o3d.t.geometry.RaycastingScene()
     scene.add_triangles(
         o3d.core.Tensor(vertices.astype(np.float32)),
@@ -431,7 +434,8 @@ def visible_faces(
         hit = scene.cast_rays(o3d.core.Tensor(rays))
         prim = hit["primitive_ids"].numpy().astype(np.int64)
         t_hit = hit["t_hit"].numpy()
-        # Rays are scaled so the centroid sits at t = 1; a neighbour hit first counts too.
+        # Rays are scaled so the centroid sits at t = 1; a neighbour hit first counts
+        # too.
         out.append((prim == ids) | (np.abs(t_hit - 1.0) < 1e-3))
     return out
 
@@ -439,7 +443,8 @@ def visible_faces(
 def fit_plane(
     points: FloatArray, threshold: float
 ) -> tuple[FloatArray, NDArray[np.intp]]:
-    """RANSAC plane (a, b, c, d) with a*x + b*y + c*z + d = 0, and its inlier indices."""
+    """RANSAC plane (a, b, c, d) with a*x + b*y + c*z + d = 0, and its inlier
+    indices."""
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
     o3d.utility.random.seed(0)  # the same photos must give the same model
     plane, inliers = cloud.segment_plane(

@@ -25,6 +25,7 @@ from projects.pipeline.steps import (
     sparse,
     texture,
 )
+from projects.pipeline.steps.common import robust_diagonal
 from projects.pipeline.types import (
     MatchingReport,
     PipelineError,
@@ -86,7 +87,8 @@ class _Run:
 def reconstruct(
     request: ReconstructionRequest, *, on_progress: ProgressCallback = ignore_progress
 ) -> ReconstructionResult:
-    """Build a textured mesh from ``request.images``; raise PipelineError on any failure.
+    """Build a textured mesh from ``request.images``; raise PipelineError on any
+    failure.
 
     Writes model.glb, model_preview.glb, model.obj/.mtl, texture.jpg,
     points.ply, cameras.json, report.json, thumbnail.png and result.zip
@@ -118,6 +120,7 @@ def _reconstruct(request: ReconstructionRequest, run: _Run) -> ReconstructionRes
             request.workdir,
             max_pixels=request.max_image_pixels,
             max_images=request.max_images,
+            sources=request.sources,
         )
         run.report(1.0, images=len(ingested.images), unusable=len(ingested.unusable))
     total = len(ingested.images)
@@ -231,6 +234,7 @@ def _reconstruct(request: ReconstructionRequest, run: _Run) -> ReconstructionRes
             colors=obj.colors,
             model=model,
             image_dir=ingested.image_dir,
+            sources={im.name: im.source for im in ingested.images},
         )
     result = ReconstructionResult(
         outputs=outputs,
@@ -259,8 +263,7 @@ def _reconstruct(request: ReconstructionRequest, run: _Run) -> ReconstructionRes
 
 
 def _diag(points: np.ndarray) -> float:
-    lo, hi = np.percentile(points, [1, 99], axis=0)
-    return float(np.linalg.norm(hi - lo))
+    return robust_diagonal(points)
 
 
 def _result_dict(result: ReconstructionResult) -> dict[str, Any]:

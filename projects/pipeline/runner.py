@@ -1,4 +1,5 @@
-"""Run ``reconstruct`` in a child process with a time limit, a memory limit and cancellation.
+"""Run ``reconstruct`` in a child process with a time limit, a memory limit and
+cancellation.
 
 pycolmap and Open3D are native code: a Python-level timeout cannot interrupt
 them, and a worker killed mid-task by its queue is retried forever. A child
@@ -77,7 +78,10 @@ def _child(
         conn.close()
 
 
-_OOM_MESSAGE = "The reconstruction needed more memory than this server allows; try fewer or smaller photos."
+_OOM_MESSAGE = (
+    "The reconstruction needed more memory than this server allows; try fewer or "
+    "smaller photos."
+)
 
 
 def _rss_bytes(pid: int) -> int:
@@ -131,7 +135,8 @@ def run_isolated(
                 _stop(process)
                 raise PipelineError(
                     "time_limit",
-                    f"The reconstruction hit its time limit of {time_limit_s:.0f} s and was stopped.",
+                    f"The reconstruction hit its time limit of {time_limit_s:.0f} s "
+                    "and was stopped.",
                 )
             if memory_limit_bytes:
                 peak = max(peak, _rss_bytes(process.pid or 0))

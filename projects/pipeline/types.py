@@ -7,7 +7,42 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Files the pipeline reads as photos, and those it copies without re-encoding.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"})
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
+
+
+@dataclass(frozen=True, slots=True)
+class ResultFile:
+    """One file a finished reconstruction leaves in ``out_dir``."""
+
+    name: str
+    media_type: str
+    in_archive: bool  # packed into result.zip
+    in_viewer: bool  # the portal's 3D viewer may fetch it
+
+
+ARCHIVE_NAME = "result.zip"
+TEXTURE_NAME = "texture.jpg"
+# The output contract: export writes these, the portal stores, lists, serves and
+# links exactly these (selectors, viewer files, the wire download URL pattern).
+RESULT_FILES: tuple[ResultFile, ...] = (
+    ResultFile(ARCHIVE_NAME, "application/zip", in_archive=False, in_viewer=False),
+    ResultFile("model.glb", "model/gltf-binary", in_archive=True, in_viewer=True),
+    ResultFile(
+        "model_preview.glb", "model/gltf-binary", in_archive=True, in_viewer=True
+    ),
+    ResultFile("model.obj", "model/obj", in_archive=True, in_viewer=False),
+    ResultFile("model.mtl", "model/mtl", in_archive=True, in_viewer=False),
+    ResultFile(TEXTURE_NAME, "image/jpeg", in_archive=True, in_viewer=False),
+    ResultFile(
+        "points.ply", "application/octet-stream", in_archive=True, in_viewer=True
+    ),
+    ResultFile("cameras.json", "application/json", in_archive=True, in_viewer=True),
+    ResultFile("report.json", "application/json", in_archive=True, in_viewer=False),
+    ResultFile("thumbnail.png", "image/png", in_archive=True, in_viewer=True),
+)
+RESULT_MEDIA_TYPES = {f.name: f.media_type for f in RESULT_FILES}
 
 
 class Preset(enum.Enum):
@@ -18,21 +53,99 @@ class Preset(enum.Enum):
     QUALITY = "quality"
 
 
-class PipelineError(Exception):
-    """A reconstruction failed; ``message`` is written for the person who sent the photos.
+class ErrorCode(enum.StrEnum):
+    """Why a project failed, each with what to try next (shown on its page).
 
-    ``code`` is one of: no_images, unreadable_images, too_few_registered,
-    engine_error, time_limit, out_of_memory, cancelled, engine_crash.
+    The pipeline raises the first group; the portal around it sets the rest.
     """
 
-    def __init__(self, code: str, message: str) -> None:
+    advice: str
+
+    def __new__(cls, value: str, advice: str) -> ErrorCode:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.advice = advice
+        return member
+
+    NO_IMAGES = (
+        "no_images",
+        "The upload held no usable photos. Upload JPEG or PNG photos of the object.",
+    )
+    TOO_MANY_IMAGES = (
+        "too_many_images",
+        "The set has more photos than one project takes. Send fewer photos.",
+    )
+    ARCHIVE_TOO_LARGE = (
+        "archive_too_large",
+        "The photos unpack to more than 8 GB. Send fewer or smaller photos.",
+    )
+    UNREADABLE_IMAGES = (
+        "unreadable_images",
+        "Some photos could not be read. Export them again as JPEG and upload the set "
+        "again.",
+    )
+    TOO_FEW_REGISTERED = (
+        "too_few_registered",
+        "Too few photos could be placed relative to each other. Shoot with more "
+        "overlap (a photo every 10° or less), keep the object sharp and well lit, "
+        "put it on a textured surface or add markers, and avoid a plain, shiny or "
+        "transparent object.",
+    )
+    ENGINE_ERROR = (
+        "engine_error",
+        "The reconstruction engine gave up on this set. Check the photos are sharp "
+        "and overlap, then reset and try again.",
+    )
+    ENGINE_CRASH = (
+        "engine_crash",
+        "The reconstruction engine crashed. Reset and try again; tell us if it "
+        "happens twice.",
+    )
+    TIME_LIMIT = (
+        "time_limit",
+        "Processing took longer than allowed. Try the fast preset or fewer photos.",
+    )
+    OUT_OF_MEMORY = (
+        "out_of_memory",
+        "The set needed more memory than the server has. Try the fast preset or "
+        "fewer, smaller photos.",
+    )
+    CANCELLED = (
+        "cancelled",
+        "You cancelled this project. Reset it to upload and start again.",
+    )
+    WORKER_DIED = (
+        "worker_died",
+        "The worker stopped several times. Try the fast preset or fewer photos.",
+    )
+    INTERNAL_ERROR = (
+        "internal_error",
+        "Something failed on our side. Reset and start again; the credit was refunded.",
+    )
+    BAD_ARCHIVE = (
+        "bad_archive",
+        "The zip was refused. Fix the files it names and upload again.",
+    )
+    PHOTO_COUNT = (
+        "photo_count",
+        "The zip holds more photos than the project was created for. Reset it and "
+        "create it again with the right count.",
+    )
+
+
+class PipelineError(Exception):
+    """A reconstruction failed; ``message`` is written for
+    the person who sent the photos."""
+
+    def __init__(self, code: ErrorCode | str, message: str) -> None:
+        code = ErrorCode(code)
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
 
     def __reduce__(self) -> tuple[type[PipelineError], tuple[str, str]]:
         # Keeps the error picklable across the runner's process boundary.
-        return (PipelineError, (self.code, self.message))
+        return (PipelineError, (self.code.value, self.message))
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +177,9 @@ class ReconstructionRequest:
     texture_size: int = 2048
     preview_max_faces: int = 60_000
     threads: int | None = None
+    # Each photo's name in the user's folder or zip, in ``images`` order; empty:
+    # the files' own names. cameras.json carries it so the portal finds the photo.
+    sources: tuple[str, ...] = ()
 
     @classmethod
     def from_input_path(
@@ -79,12 +195,16 @@ class ReconstructionRequest:
         A zip is extracted into ``workdir/input`` with names flattened, so a
         hostile archive cannot write outside it.
         """
-        from projects.pipeline.steps.ingest import collect_input
+        from projects.pipeline.steps.ingest import collect_named_input
 
-        images = collect_input(Path(input_path), Path(workdir) / "input")
+        named = collect_named_input(Path(input_path), Path(workdir) / "input")
         return cls(
-            images=images, out_dir=Path(out_dir), workdir=Path(workdir), **options
-        )  # type: ignore[arg-type]  # options are the dataclass's own fields
+            images=tuple(path for path, _ in named),
+            sources=tuple(source for _, source in named),
+            out_dir=Path(out_dir),
+            workdir=Path(workdir),
+            **options,  # type: ignore[arg-type]  # the dataclass's own fields
+        )
 
 
 @dataclass(frozen=True, slots=True)

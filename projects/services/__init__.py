@@ -8,7 +8,6 @@ from projects.services.projects import (
     project_reset,
     project_share,
     project_start,
-    storage_delete_tree,
 )
 from projects.services.uploads import (
     part_append,
@@ -20,16 +19,15 @@ from projects.services.uploads import (
 
 __all__ = [
     "part_append",
-    "project_cancel",
     "part_received",
     "part_replace",
     "parts_received",
+    "project_cancel",
     "project_create",
     "project_delete",
     "project_refund",
     "project_reset",
     "project_share",
     "project_start",
-    "storage_delete_tree",
     "uploads_part_limit",
 ]

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import close_old_connections, transaction
-from django.db.models import Case, F, IntegerField, Value, When
+from django.db.models import F
 from django.utils import timezone
 from django_q.brokers import get_broker
 
@@ -31,20 +31,13 @@ from openscan_portal.exceptions import ApplicationError
 from projects.archive import ArchiveError, inspect_zip
 from projects.models import Project
 from projects.pipeline import PipelineError, Preset, Progress, ReconstructionRequest
-from projects.selectors import RESULT_FILES
+from projects.pipeline.types import RESULT_FILES, ErrorCode
+from projects.selectors import queue_rank
 from projects.services.notifications import notification_enqueue
-from projects.services.projects import (
-    archive_limits,
-    project_refund,
-    storage_delete_tree,
-)
+from projects.services.projects import archive_limits, project_refund
 from projects.services.queue import job_enqueue, job_enqueue_on_commit
-from projects.services.uploads import (
-    parts_join,
-    temp_dir,
-    temp_dir_remove,
-    upload_discard,
-)
+from projects.services.uploads import parts_join, upload_discard
+from projects.storage import storage_delete_tree, temp_dir, temp_dir_remove
 
 logger = logging.getLogger(__name__)
 
@@ -52,20 +45,13 @@ HEARTBEAT_SECONDS = 10
 LOG_TAIL = 30
 
 
-def _queue_order() -> Any:
-    return Case(
-        When(token__kind="private", then=Value(0)),
-        default=Value(1),
-        output_field=IntegerField(),
-    )
-
-
 def job_claim_next() -> Project | None:
-    """Claim the best queued project for this worker, or None when the queue is empty."""
+    """Claim the best queued project for this worker, or
+    None when the queue is empty."""
     for _ in range(20):
         candidate = (
             Project.objects.filter(status=Project.Status.QUEUED)
-            .annotate(rank=_queue_order())
+            .annotate(rank=queue_rank())
             .order_by("rank", "queued_at")
             .values_list("pk", flat=True)
             .first()
@@ -90,7 +76,8 @@ def job_claim_next() -> Project | None:
 
 
 class _ProgressRecorder:
-    """Writes progress and the heartbeat; tells the engine to stop when the project was cancelled."""
+    """Writes progress and the heartbeat; tells the engine to stop when the project was
+    cancelled."""
 
     def __init__(self, project: Project) -> None:
         self.project_id = project.pk
@@ -164,7 +151,7 @@ class _ProgressRecorder:
 def _save_outputs(project: Project, out_dir: Path) -> tuple[str, dict[str, int]]:
     prefix = f"{project.storage_prefix}/result-{project.upload_generation}"
     sizes: dict[str, int] = {}
-    for name in RESULT_FILES:
+    for name in (f.name for f in RESULT_FILES):
         path = out_dir / name
         if not path.is_file():
             continue
@@ -196,14 +183,16 @@ def _finish_failed(project: Project, *, code: str, message: str) -> None:
 
 
 def job_after_finish(*, project: Project) -> None:
-    """What follows a finished or failed job: the owner's e-mail alert (private tokens)."""
+    """What follows a finished or failed job: the owner's
+    e-mail alert (private tokens)."""
     logger.info("project %s finished as %s", project.pk, project.status)
     with transaction.atomic():
         notification_enqueue(project=project)
 
 
 def job_input_prepare(*, project: Project, zip_path: Path) -> bool:
-    """Join the uploaded parts into ``zip_path``, check the zip, and keep it as the input.
+    """Join the uploaded parts into ``zip_path``, check the
+    zip, and keep it as the input.
 
     Runs in the worker so that startProject answers at once. Returns False when
     the project stopped being processed meanwhile (cancelled).
@@ -222,10 +211,10 @@ def job_input_prepare(*, project: Project, zip_path: Path) -> bool:
         )
     if len(summary.images) > project.photos:
         raise ApplicationError(
-            f"The zip contains {len(summary.images)} photos but the project was created "
-            f"for {project.photos}. Reset it and create it again with "
+            f"The zip contains {len(summary.images)} photos but the project was "
+            f"created for {project.photos}. Reset it and create it again with "
             f"photos={len(summary.images)}.",
-            code="photo_count",
+            code=ErrorCode.PHOTO_COUNT,
         )
     # A unique name: a task delivered twice must not overwrite the other's copy.
     name = (
@@ -284,6 +273,8 @@ def job_run(*, project: Project) -> None:
             result = run_isolated(
                 request,
                 time_limit_s=settings.OPENSCAN_JOB_TIMEOUT_SECONDS,
+                memory_limit_bytes=settings.OPENSCAN_JOB_MEMORY_LIMIT_MB * 2**20
+                or None,
                 on_progress=recorder.on_progress,
                 cancel_event=recorder.cancel,
             )
@@ -295,7 +286,7 @@ def job_run(*, project: Project) -> None:
         _finish_failed(project, code=exc.code, message=exc.message)
         return
     except ArchiveError as exc:
-        _finish_failed(project, code="bad_archive", message=str(exc))
+        _finish_failed(project, code=ErrorCode.BAD_ARCHIVE, message=str(exc))
         return
     except (
         Exception
@@ -303,9 +294,9 @@ def job_run(*, project: Project) -> None:
         logger.exception("project %s crashed", project.pk)
         _finish_failed(
             project,
-            code="internal_error",
-            message=f"The server failed while processing ({type(exc).__name__}). The credit was "
-            "refunded; try again, and tell us if it happens again.",
+            code=ErrorCode.INTERNAL_ERROR,
+            message=f"The server failed while processing ({type(exc).__name__}). The "
+            "credit was refunded; try again, and tell us if it happens again.",
         )
         return
     finally:
@@ -316,8 +307,8 @@ def job_run(*, project: Project) -> None:
             transaction.on_commit(lambda: storage_delete_tree(prefix))
             return
         summary = (
-            f"Done: {result.images_registered} of {result.images_total} photos placed, "
-            f"{result.faces} faces."
+            f"Done: {result.images_registered} of {result.images_total} photos "
+            f"placed, {result.faces} faces."
         )
         locked.status = Project.Status.DONE
         locked.result_path = prefix
@@ -397,10 +388,11 @@ def jobs_sweep(
                 project=locked, reason=f"Project '{locked.name}' failed: worker stopped"
             )
             locked.status = Project.Status.FAILED
-            locked.error_code = "worker_died"
+            locked.error_code = ErrorCode.WORKER_DIED
             locked.error = (
-                f"The worker processing this project stopped {locked.attempts} times (out of "
-                "memory or restarted). The credit was refunded; try the fast preset or fewer photos."
+                f"The worker processing this project stopped {locked.attempts} times "
+                "(out of memory or restarted). The credit was refunded; try the "
+                "fast preset or fewer photos."
             )
             locked.finished_at = now
             locked.save()

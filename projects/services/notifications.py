@@ -19,6 +19,7 @@ from django_q.models import Schedule
 from django_q.tasks import async_task, schedule
 
 from openscan_portal.exceptions import ApplicationError
+from openscan_portal.public_url import public_url
 from projects import selectors
 from projects.models import Project
 
@@ -27,12 +28,11 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 6
 
 
-def _base_url() -> str:
-    return settings.OPENSCAN_PUBLIC_URL.rstrip("/") or "http://127.0.0.1:8000"
-
-
 def notification_enqueue(*, project: Project) -> bool:
-    """Queue the alert for a finished or failed private project after commit; False if none is due."""
+    """Queue the alert for a finished or failed private project after commit.
+
+    False when none is due.
+    """
     if project.token.is_public or not project.token.email:
         return False
     if project.status not in {Project.Status.DONE, Project.Status.FAILED}:
@@ -57,17 +57,14 @@ def notification_resend(*, project: Project) -> None:
 
 
 def notification_message(*, project: Project) -> EmailMultiAlternatives:
-    base = _base_url()
     downloads = selectors.project_downloads(
-        project=project, base=lambda path: base + path
+        project=project, base=lambda path: public_url(None, path)
     )
     context = {
         "project": project,
         "done": project.status == Project.Status.DONE,
-        "page_url": f"{base}/projects/{project.id}/",
-        "download_url": next(
-            (d["url"] for d in downloads if d["name"] == "result.zip"), ""
-        ),
+        "page_url": public_url(None, f"/projects/{project.id}/"),
+        "download_url": selectors.downloads_archive_url(downloads),
         "downloads": downloads,
         "stats": project.progress.get("stats", {}),
         "refunded": project.progress.get("refunded", False),
@@ -86,7 +83,8 @@ def notification_message(*, project: Project) -> EmailMultiAlternatives:
 
 
 def notification_send(*, project_id: str, attempt: int) -> str:
-    """Send the alert; on an SMTP failure schedule attempt ``attempt + 1`` with backoff."""
+    """Send the alert; on an SMTP failure schedule attempt
+    ``attempt + 1`` with backoff."""
     project = Project.objects.select_related("token").filter(pk=project_id).first()
     if project is None or project.status not in {
         Project.Status.DONE,

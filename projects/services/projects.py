@@ -1,6 +1,5 @@
 """Project life: create (and charge), start (check and queue), reset, delete."""
 
-import datetime
 import secrets
 
 from django.conf import settings
@@ -8,10 +7,12 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from openscan_portal.clock import utc_day
 from openscan_portal.exceptions import ApplicationError
 from projects import storage
 from projects.archive import ArchiveLimits
 from projects.models import Project
+from projects.pipeline.types import ErrorCode
 from projects.services.queue import job_enqueue_on_commit
 from projects.services.uploads import (
     parts_check,
@@ -20,12 +21,14 @@ from projects.services.uploads import (
     upload_discard,
     uploads_part_limit,
 )
+from projects.storage import storage_delete_tree
 from tokens.models import Token
 from tokens.services import credit_charge, credit_refund
 
 _NAME_FORBIDDEN = set("/\\\x00") | {chr(c) for c in range(32)}
 PARTS_MAX = 10_000
-# Parts are slices of at least this size (but the last), or of the part limit if smaller.
+# Parts are slices of at least this size (but the last), or of the part limit if
+# smaller.
 PART_MIN_BYTES = 1_000_000
 
 
@@ -52,23 +55,25 @@ def _validate_request(
     parts_limit = min(PARTS_MAX, -(-filesize // min(PART_MIN_BYTES, part_max)))
     if parts > parts_limit:
         raise ApplicationError(
-            f"parts may be at most {parts_limit} for {filesize} bytes (at most one part "
-            f"per {min(PART_MIN_BYTES, part_max)} bytes, and never more than {PARTS_MAX})."
+            f"parts may be at most {parts_limit} for {filesize} bytes (at most one "
+            f"part per {min(PART_MIN_BYTES, part_max)} bytes, and never more than "
+            f"{PARTS_MAX})."
         )
     if filesize > parts * part_max:
         raise ApplicationError(
-            f"{parts} part(s) of at most {part_max} bytes{storage.part_limit_reason()} cannot "
-            f"hold {filesize} bytes; split the zip into at least {-(-filesize // part_max)} parts."
+            f"{parts} part(s) of at most {part_max} "
+            f"bytes{storage.backend().part_limit_reason()} cannot hold {filesize} "
+            f"bytes; split the zip into at least {-(-filesize // part_max)} parts."
         )
     if filesize > token.limit_filesize:
         raise ApplicationError(
-            f"The zip is {filesize} bytes; this token allows at most {token.limit_filesize} "
-            "bytes per project."
+            f"The zip is {filesize} bytes; this token allows at most "
+            f"{token.limit_filesize} bytes per project."
         )
     if photos > token.limit_photos:
         raise ApplicationError(
-            f"The set has {photos} photos; this token allows at most {token.limit_photos} "
-            "per project."
+            f"The set has {photos} photos; this token allows at most "
+            f"{token.limit_photos} per project."
         )
 
 
@@ -94,7 +99,7 @@ def project_refund(*, project: Project, reason: str) -> bool:
     won = Project.objects.filter(pk=project.pk, charged=amount).update(charged=0)
     if not won:
         return False
-    charged_on = (project.charged_at or timezone.now()).astimezone(datetime.UTC).date()
+    charged_on = utc_day(project.charged_at)
     credit_refund(
         token=project.token,
         amount=amount,
@@ -118,7 +123,8 @@ def project_create(
     research_consent: bool | None = None,
     client_key: str = "",
 ) -> Project:
-    """Create a project and charge its size, or renew a project still waiting for upload.
+    """Create a project and charge its size, or renew a
+    project still waiting for upload.
 
     Creating again under the same name while the project is ``created`` (a retried
     upload, or after resetProject) returns it with the new sizes; it is charged
@@ -161,7 +167,8 @@ def project_create(
     if existing.status != Project.Status.CREATED:
         raise ApplicationError(
             f"A project named '{name}' already exists and is "
-            f"{existing.get_status_display().lower()}. Reset it first, or use another name.",
+            f"{existing.get_status_display().lower()}. Reset it first, or use "
+            "another name.",
             status=409,
             code="project_exists",
         )
@@ -216,7 +223,8 @@ def project_start(*, project: Project) -> Project:
         if project.status in {Project.Status.QUEUED, Project.Status.PROCESSING}:
             return project  # Starting twice is harmless: clients retry.
         raise ApplicationError(
-            f"The project is {project.get_status_display().lower()}; reset it to upload and start again.",
+            f"The project is {project.get_status_display().lower()}; reset it to "
+            "upload and start again.",
             status=409,
             code="project_not_startable",
         )
@@ -263,7 +271,8 @@ _REFUNDABLE_ON_RESET = {Project.Status.CREATED, Project.Status.QUEUED}
 
 @transaction.atomic
 def project_reset(*, project: Project) -> Project:
-    """Throw away the upload and results so the set can be sent again under the same name.
+    """Throw away the upload and results so the set can be
+    sent again under the same name.
 
     Credit comes back if the project was never processed. A running project
     cannot be reset (cancel it first).
@@ -296,18 +305,6 @@ def project_reset(*, project: Project) -> Project:
     )
     locked.save()
     return locked
-
-
-def storage_delete_tree(prefix: str) -> None:
-    """Delete every file under ``prefix`` in the default storage."""
-    try:
-        dirs, files = default_storage.listdir(prefix)
-    except (FileNotFoundError, NotImplementedError):
-        return
-    for name in files:
-        default_storage.delete(f"{prefix}/{name}")
-    for sub in dirs:
-        storage_delete_tree(f"{prefix}/{sub}")
 
 
 def _delete_outputs_on_commit(project: Project) -> None:
@@ -353,12 +350,13 @@ def project_cancel(*, project: Project) -> Project:
         )
     elif locked.status != Project.Status.PROCESSING:
         raise ApplicationError(
-            f"The project is {locked.get_status_display().lower()}; only queued or running "
-            "projects can be cancelled.",
+            f"The project is {locked.get_status_display().lower()}; only queued or "
+            "running projects can be cancelled.",
             status=409,
         )
     locked.status = Project.Status.CANCELLED
-    locked.error, locked.error_code = "Cancelled at your request.", "cancelled"
+    locked.error = "Cancelled at your request."
+    locked.error_code = ErrorCode.CANCELLED
     locked.finished_at = timezone.now()
     locked.save()
     return locked

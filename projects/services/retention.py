@@ -7,8 +7,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from projects.models import Project
-from projects.services.projects import project_refund, storage_delete_tree
+from projects.services.projects import project_refund
 from projects.services.uploads import upload_discard
+from projects.storage import storage_delete_tree
 from tokens.models import Token
 
 
@@ -38,7 +39,8 @@ def _expire(project_id: object, *, from_status: str, refund: bool) -> bool:
 
 
 def projects_expire(*, now: datetime.datetime | None = None) -> dict[str, int]:
-    """Expire projects never started within the grace period, and results past retention.
+    """Expire projects never started within the grace
+    period, and results past retention.
 
     Idempotent and safe to run twice at once: each project changes under a row
     lock and only from the status it was found in.

@@ -10,7 +10,8 @@ SCHEDULES: dict[str, tuple[str, int]] = {
 
 
 def schedules_ensure() -> list[str]:
-    """Create or update every schedule in SCHEDULES; remove ours that are no longer listed."""
+    """Create or update every schedule in SCHEDULES; remove
+    ours that are no longer listed."""
     for name, (func, minutes) in SCHEDULES.items():
         Schedule.objects.update_or_create(
             name=name,

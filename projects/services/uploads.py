@@ -3,8 +3,6 @@
 import hashlib
 import io
 import secrets
-import shutil
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -46,15 +44,15 @@ def project_lock(project: Project) -> Project:
 def _check_uploadable(project: Project, *, generation: int, part: int) -> None:
     if generation != project.upload_generation:
         raise ApplicationError(
-            "This upload link belongs to an earlier upload of the project; use the links "
-            "from the latest createProject or getProjectInfo.",
+            "This upload link belongs to an earlier upload of the project; use the "
+            "links from the latest createProject or getProjectInfo.",
             status=410,
             code="link_superseded",
         )
     if project.status != Project.Status.CREATED:
         raise ApplicationError(
-            f"The project is already {project.get_status_display().lower()}; parts can only "
-            "be sent before it starts. Reset the project to upload again.",
+            f"The project is already {project.get_status_display().lower()}; parts "
+            "can only be sent before it starts. Reset the project to upload again.",
             status=409,
             code="project_started",
         )
@@ -84,7 +82,14 @@ def parts_received(*, project: Project) -> dict[int, int]:
     return {row["part"]: row["s"] for row in rows}
 
 
-def _delete_files_on_commit(names: list[str]) -> None:
+def _chunks_delete(chunks: list[UploadChunk], *, keep_file: str = "") -> None:
+    """Delete the rows now and their files after commit, so a rollback keeps both.
+
+    ``keep_file`` is a stored name a new row takes over (a re-registered part).
+    """
+    UploadChunk.objects.filter(pk__in=[c.pk for c in chunks]).delete()
+    names = [c.storage_name for c in chunks if c.storage_name != keep_file]
+
     def delete() -> None:
         for name in names:
             default_storage.delete(name)
@@ -95,11 +100,12 @@ def _delete_files_on_commit(names: list[str]) -> None:
 def _stream_to_storage(
     project: Project, part: int, stream: BinaryIO, length: int | None
 ) -> tuple[str, BodyFile]:
-    limit = storage.part_max_bytes()
+    backend = storage.backend()
+    limit = backend.part_max_bytes()
     if length is not None and length > limit:
         raise ApplicationError(
-            f"A part may be at most {limit} bytes{storage.part_limit_reason()}; this one is "
-            f"{length}. Split the zip into smaller parts.",
+            f"A part may be at most {limit} bytes{backend.part_limit_reason()}; this "
+            f"one is {length}. Split the zip into smaller parts.",
             status=413,
             code="part_too_large",
         )
@@ -159,7 +165,7 @@ def part_replace(
         old = list(
             UploadChunk.objects.filter(project=locked, generation=generation, part=part)
         )
-        UploadChunk.objects.filter(pk__in=[c.pk for c in old]).delete()
+        _chunks_delete(old)
         chunk = UploadChunk.objects.create(
             project=locked,
             generation=generation,
@@ -169,7 +175,6 @@ def part_replace(
             sha256=body.sha256,
             storage_name=stored,
         )
-        _delete_files_on_commit([c.storage_name for c in old])
         _discard_direct_on_commit(locked, part)
     return chunk
 
@@ -187,17 +192,19 @@ def part_append(
     current = part_received(project=project, part=part)
     if offset != current:
         raise ApplicationError(
-            f"The part has {current} bytes on the server; resume from offset {current}.",
+            f"The part has {current} bytes on the server; resume from offset "
+            f"{current}.",
             status=409,
             code="offset_mismatch",
         )
     if length <= 0:
         return current
-    limit = storage.part_max_bytes()
+    backend = storage.backend()
+    limit = backend.part_max_bytes()
     if current + length > limit:
         raise ApplicationError(
-            f"A part may be at most {limit} bytes{storage.part_limit_reason()}; this would "
-            f"make it {current + length}.",
+            f"A part may be at most {limit} bytes{backend.part_limit_reason()}; this "
+            f"would make it {current + length}.",
             status=413,
             code="part_too_large",
         )
@@ -227,8 +234,7 @@ def part_append(
             if part_received(project=locked, part=part) != offset:
                 raise IntegrityError("the part changed while the chunk streamed in")
             if replaced is not None:
-                UploadChunk.objects.filter(pk=replaced.pk).delete()
-                _delete_files_on_commit([replaced.storage_name])
+                _chunks_delete([replaced])
             UploadChunk.objects.create(
                 project=locked,
                 generation=generation,
@@ -242,7 +248,8 @@ def part_append(
     except IntegrityError as exc:
         default_storage.delete(stored)
         raise ApplicationError(
-            "Another upload wrote at this offset at the same time; ask for the offset again.",
+            "Another upload wrote at this offset at the same time; ask for the "
+            "offset again.",
             status=409,
             code="offset_mismatch",
         ) from exc
@@ -277,7 +284,7 @@ def _merge_into(
 def _discard_direct_on_commit(project: Project, part: int) -> None:
     # A part that came through the server replaces one sent straight to the
     # backend before: without this, start would pick up the older direct copy.
-    if storage.storage_kind() != "local":
+    if storage.backend().remote:
         name = storage.direct_name(project, part)
         transaction.on_commit(lambda: default_storage.delete(name))
 
@@ -285,7 +292,8 @@ def _discard_direct_on_commit(project: Project, part: int) -> None:
 def part_direct_target(
     *, project: Project, part: int, method: str = "POST"
 ) -> dict[str, object]:
-    """Where to send ``part`` straight to the storage backend (S3 presigned, Dropbox link).
+    """Where to send ``part`` straight to the storage backend
+    (S3 presigned, Dropbox link).
 
     Raises:
         ApplicationError: 409 when this server's storage takes no direct uploads,
@@ -294,15 +302,15 @@ def part_direct_target(
     _check_uploadable(project, generation=project.upload_generation, part=part)
     if method.upper() not in {"POST", "PUT"}:
         raise ApplicationError("method must be POST or PUT.")
-    target = storage.direct_upload_url(project=project, part=part, method=method)
+    target = storage.backend().direct_upload(project=project, part=part, method=method)
     if target is None:
         raise ApplicationError(
-            "This server takes no direct uploads to its storage; send the part to its "
-            "upload_url (PATCH) instead.",
+            "This server takes no direct uploads to its storage; send the part to "
+            "its upload_url (PATCH) instead.",
             status=409,
             code="direct_upload_unavailable",
         )
-    return target
+    return target.as_dict()
 
 
 def direct_parts_collect(*, project: Project) -> list[UploadChunk]:
@@ -315,10 +323,11 @@ def direct_parts_collect(*, project: Project) -> list[UploadChunk]:
         ApplicationError: a direct upload is larger than a part may be (it is
             deleted so the part can be sent again).
     """
-    objects = storage.direct_objects(project=project)
+    backend = storage.backend()
+    objects = backend.direct_objects(project=project)
     if not objects:
         return []
-    limit = storage.part_max_bytes()
+    limit = backend.part_max_bytes()
     problems: list[str] = []
     accepted: list[storage.DirectObject] = []
     for obj in objects:
@@ -331,9 +340,9 @@ def direct_parts_collect(*, project: Project) -> list[UploadChunk]:
             accepted.append(obj)
     if problems:
         raise ApplicationError(
-            f"Sent straight to storage, {'; '.join(problems)}, but a part may be at most "
-            f"{limit} bytes{storage.part_limit_reason()}. Split the zip into smaller parts "
-            "and upload the part(s) again.",
+            f"Sent straight to storage, {'; '.join(problems)}, but a part may be at "
+            f"most {limit} bytes{backend.part_limit_reason()}. Split the zip into "
+            "smaller parts and upload the part(s) again.",
             code="part_too_large",
         )
     created: list[UploadChunk] = []
@@ -359,10 +368,7 @@ def direct_parts_collect(*, project: Project) -> list[UploadChunk]:
                 and old[0].size == obj.size
             ):
                 continue
-            UploadChunk.objects.filter(pk__in=[c.pk for c in old]).delete()
-            _delete_files_on_commit(
-                [c.storage_name for c in old if c.storage_name != obj.name]
-            )
+            _chunks_delete(old, keep_file=obj.name)
             created.append(
                 UploadChunk.objects.create(
                     project=locked,
@@ -383,11 +389,10 @@ def _part_damaged(project: Project, part: int, detail: str) -> ApplicationError:
             project=project, generation=project.upload_generation, part=part
         )
     )
-    UploadChunk.objects.filter(pk__in=[c.pk for c in chunks]).delete()
-    _delete_files_on_commit([c.storage_name for c in chunks])
+    _chunks_delete(chunks)
     return ApplicationError(
-        f"Part {part + 1} of {project.parts} is not stored as it was received ({detail}). "
-        "Upload it again and start again.",
+        f"Part {part + 1} of {project.parts} is not stored as it was received "
+        f"({detail}). Upload it again and start again.",
         code="part_damaged",
     )
 
@@ -408,15 +413,16 @@ def parts_check(*, project: Project, collect: bool = True) -> None:
     missing = [str(i + 1) for i in range(project.parts) if not received.get(i)]
     if missing:
         raise ApplicationError(
-            f"Part(s) {', '.join(missing)} of {project.parts} have not arrived. Upload them "
-            "(getProjectInfo gives fresh links) and start again.",
+            f"Part(s) {', '.join(missing)} of {project.parts} have not arrived. "
+            "Upload them (getProjectInfo gives fresh links) and start again.",
             code="parts_missing",
         )
     total = sum(received.values())
     if total != project.filesize:
         raise ApplicationError(
-            f"The parts add up to {total} bytes but the project was created with filesize "
-            f"{project.filesize}. Upload the parts again or create the project with the right size.",
+            f"The parts add up to {total} bytes but the project was created with "
+            f"filesize {project.filesize}. Upload the parts again or create the "
+            "project with the right size.",
             code="size_mismatch",
         )
 
@@ -479,7 +485,7 @@ def parts_directory_check(*, project: Project, limits: ArchiveLimits) -> None:
     Dropbox would fetch the whole part, so there the worker finds the same
     problems. Raises ApplicationError (400 naming the entries).
     """
-    if storage.storage_kind() != "local":
+    if storage.backend().remote:
         return
     chunks = list(
         UploadChunk.objects.filter(
@@ -516,7 +522,7 @@ def parts_join(*, project: Project, dest: Path) -> str:
             add up to ``filesize``.
     """
     parts_check(project=project, collect=False)
-    on_dropbox = storage.storage_kind() == "dropbox"
+    backend = storage.backend()
     digest = hashlib.sha256()
     chunks = UploadChunk.objects.filter(
         project=project, generation=project.upload_generation
@@ -524,7 +530,7 @@ def parts_join(*, project: Project, dest: Path) -> str:
     with dest.open("wb") as out:
         for chunk in chunks:
             chunk_sha = hashlib.sha256()
-            content_hash = storage.DropboxContentHasher() if on_dropbox else None
+            content_hash = backend.part_hasher()
             size = 0
             try:
                 src = default_storage.open(chunk.storage_name, "rb")
@@ -545,7 +551,7 @@ def parts_join(*, project: Project, dest: Path) -> str:
             if chunk.sha256 and chunk_sha.hexdigest() != chunk.sha256:
                 raise _part_damaged(project, chunk.part, "its sha256 differs")
             if content_hash is not None:
-                reported = storage.dropbox_stored_hash(chunk.storage_name)
+                reported = backend.stored_hash(chunk.storage_name)
                 if reported != content_hash.hexdigest():
                     raise _part_damaged(
                         project, chunk.part, "its Dropbox content hash differs"
@@ -559,23 +565,14 @@ def upload_discard(*, project: Project) -> None:
     Parts sent straight to the backend go too, registered or not.
     """
     chunks = list(UploadChunk.objects.filter(project=project))
-    UploadChunk.objects.filter(pk__in=[c.pk for c in chunks]).delete()
-    _delete_files_on_commit([c.storage_name for c in chunks])
-    if storage.storage_kind() != "local":
-        prefix = storage.direct_prefix(
-            project
-        )  # Read now: a deleted row has no id at commit.
-        transaction.on_commit(lambda: storage.direct_discard(prefix=prefix))
-
-
-def temp_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="openscan-"))
-
-
-def temp_dir_remove(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+    _chunks_delete(chunks)
+    backend = storage.backend()
+    if backend.remote:
+        prefix = storage.direct_prefix(project)  # Now: a deleted row has no id.
+        transaction.on_commit(lambda: backend.direct_discard(prefix=prefix))
 
 
 def uploads_part_limit() -> int:
-    """The largest part accepted (``OPENSCAN_PART_MAX_BYTES``, capped for Dropbox links)."""
-    return storage.part_max_bytes()
+    """The largest part accepted (``OPENSCAN_PART_MAX_BYTES``, capped for Dropbox
+    links)."""
+    return storage.backend().part_max_bytes()

@@ -1,4 +1,4 @@
-// Live status on the project page: polls the REST detail endpoint and updates
+// Live status on the project page: polls the small REST status endpoint and updates
 // the stage, progress bar, counters, times and log; reloads once it finishes.
 
 const config = JSON.parse(document.getElementById("status-config").textContent);

@@ -38,37 +38,20 @@ function webglAvailable() {
 }
 
 // ---------------------------------------------------------------- cameras.json
-// Accepts {"cameras": [...]} or a list; each camera has a name and a centre, and
-// a rotation: a world-to-camera 3×3 matrix (COLMAP/OpenCV axes: x right, y down,
-// z forward) or a quaternion [w, x, y, z] of the same rotation.
+// The pipeline's export writes one schema: {"cameras": [{name, source,
+// gltf_camera_to_world, intrinsics: {width, height, fx}}]}. The matrix is
+// camera-to-world, row-major, glTF axes (looking down -Z, +Y up); ``source`` is
+// the photo's name in the user's zip, which the photo endpoint looks up
+// (``name`` is ingest's renamed copy; results written before ``source`` existed
+// had only names that were also the zip's base names).
 function parseCameras(data) {
-  const list = Array.isArray(data) ? data : (data && (data.cameras || data.images)) || [];
   const cams = [];
-  for (const c of list) {
-    const name = c.name || c.image || c.file || c.filename;
-    const centre = c.centre || c.center || c.position || c.C;
-    if (!name || !Array.isArray(centre) || centre.length < 3) continue;
-    let m = null; // world -> camera, row-major
-    const r = c.rotation || c.R || c.world_to_camera;
-    if (Array.isArray(r) && r.length === 3 && Array.isArray(r[0])) m = r.flat();
-    else if (Array.isArray(r) && r.length === 9) m = r;
-    const q = c.quaternion || c.qvec || (Array.isArray(r) && r.length === 4 ? r : null);
-    const basis = new THREE.Matrix4();
-    if (m) {
-      // Columns of camera-to-world are the rows of world-to-camera.
-      basis.set(m[0], m[3], m[6], 0, m[1], m[4], m[7], 0, m[2], m[5], m[8], 0, 0, 0, 0, 1);
-    } else if (q) {
-      const quat = new THREE.Quaternion(q[1], q[2], q[3], q[0]).invert();
-      basis.makeRotationFromQuaternion(quat);
-    } else {
-      continue;
-    }
-    const intr = c.intrinsics || c.camera || {};
-    const width = intr.width || c.width || 4;
-    const height = intr.height || c.height || 3;
-    const K = Array.isArray(c.K) ? c.K : Array.isArray(intr.K) ? intr.K : null;
-    const focal = (K && K[0][0]) || intr.fx || intr.f || intr.focal || intr.focal_length || c.focal || Math.max(width, height) * 1.2;
-    cams.push({ name, centre: new THREE.Vector3(...centre.slice(0, 3)), basis, width, height, focal });
+  for (const c of (data && data.cameras) || []) {
+    const m = c.gltf_camera_to_world;
+    if (!c.name || !Array.isArray(m) || m.length !== 4) continue;
+    const toWorld = new THREE.Matrix4().set(...m.flat());
+    const { width, height, fx } = c.intrinsics;
+    cams.push({ name: c.source || c.name, toWorld, width, height, focal: fx });
   }
   return cams;
 }
@@ -84,15 +67,15 @@ function frustumGroup(cams, size) {
     const depth = size;
     const halfW = (cam.width / 2 / cam.focal) * depth * 1.0;
     const halfH = halfW / aspect;
-    // OpenCV camera frame: x right, y down, z forward.
+    // glTF camera frame: x right, y up, looking down -z.
     const corners = [
-      [-halfW, -halfH, depth], [halfW, -halfH, depth], [halfW, halfH, depth], [-halfW, halfH, depth],
+      [-halfW, halfH, -depth], [halfW, halfH, -depth], [halfW, -halfH, -depth], [-halfW, -halfH, -depth],
     ];
     const pts = [];
     for (const c of corners) pts.push(0, 0, 0, ...c);
     for (let i = 0; i < 4; i++) pts.push(...corners[i], ...corners[(i + 1) % 4]);
     // A small tick on the image's top edge shows which way is up.
-    pts.push(-halfW * 0.4, -halfH, depth, 0, -halfH * 1.5, depth, 0, -halfH * 1.5, depth, halfW * 0.4, -halfH, depth);
+    pts.push(-halfW * 0.4, halfH, -depth, 0, halfH * 1.5, -depth, 0, halfH * 1.5, -depth, halfW * 0.4, halfH, -depth);
     const lineGeom = new THREE.BufferGeometry();
     lineGeom.setAttribute("position", new THREE.Float32BufferAttribute(pts, 3));
     const lines = new THREE.LineSegments(lineGeom, lineMat);
@@ -102,8 +85,7 @@ function frustumGroup(cams, size) {
     face.userData.camera = cam;
     const holder = new THREE.Group();
     holder.add(lines, face);
-    holder.applyMatrix4(cam.basis);
-    holder.position.copy(cam.centre);
+    holder.applyMatrix4(cam.toWorld);
     group.add(holder);
     pickables.push(face);
   }

@@ -1,4 +1,5 @@
-"""Browser tests: Debian's Chromium driven by Playwright against pytest-django's live server.
+"""Browser tests: Debian's Chromium driven by Playwright
+against pytest-django's live server.
 
 Never a downloaded browser: the executable is /usr/bin/chromium (apt-get install
 chromium). Screenshots go to artifacts/e2e/ (git-ignored) for people to look at.
@@ -35,7 +36,8 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         pytest.fail(
-            f"{CHROMIUM} is missing: apt-get install -y chromium (make install does it as root)"
+            f"{CHROMIUM} is missing: apt-get install -y chromium (make install does "
+            "it as root)"
         )
     import playwright.sync_api as playwright_api
 
@@ -64,7 +66,8 @@ def _vendored_three() -> None:
     )
     if not vendor.exists():
         pytest.fail(
-            "static/vendor/three/ is missing: run `npm ci && python scripts/vendor_three.py`."
+            "static/vendor/three/ is missing: run `npm ci && python "
+            "scripts/vendor_three.py`."
         )
 
 

@@ -26,6 +26,19 @@ PASSWORD = "turntable-Vase-2041"
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
+def wait_until(page, expression: str, timeout_ms: int = 30_000) -> None:
+    """Poll ``expression`` until it is true.
+
+    ``page.wait_for_function`` evaluates a string predicate with eval, which the
+    portal's CSP (script-src 'self') refuses; ``page.evaluate`` is not affected.
+    """
+    for _ in range(timeout_ms // 100):
+        if page.evaluate(f"() => Boolean({expression})"):
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"still false after {timeout_ms} ms: {expression}")
+
+
 def shot(page, artifacts: Path, name: str, **kwargs) -> Path:
     path = artifacts / f"{name}.png"
     page.evaluate(
@@ -44,7 +57,10 @@ def sign_up_and_verify(
     surname: str,
     artifacts: Path | None = None,
 ) -> str:
-    """Sign up through the pages, open the mailed link, confirm; return the token key shown once."""
+    """Sign up through the pages, open the mailed link, confirm.
+
+    Returns the token key shown once.
+    """
     page.goto(f"{base}/")
     page.get_by_role("link", name="Sign up").first.click()
     page.fill("#id_forename", forename)
@@ -149,8 +165,8 @@ def test_person_signs_up_uploads_and_views_model(
     # the photo set is checked, zipped in the browser and uploaded in resumable chunks
     photos = sorted(photo_dir.iterdir())
     page.set_input_files("#pick-files", [str(p) for p in photos] + [str(photos[0])])
-    page.wait_for_function(
-        "document.getElementById('summary').textContent.includes('photos')"
+    wait_until(
+        page, "document.getElementById('summary').textContent.includes('photos')"
     )
     assert f"{len(photos)} photos" in page.locator("#summary").inner_text()
     page.fill("#project-name", "vase scan")
@@ -203,7 +219,7 @@ def test_person_signs_up_uploads_and_views_model(
     page.evaluate(
         "name => document.getElementById('viewer').showPhoto(name)", photos[0].name
     )
-    page.wait_for_function("document.getElementById('photo-img').naturalWidth > 0")
+    wait_until(page, "document.getElementById('photo-img').naturalWidth > 0")
     page.locator("#photo-dialog").screenshot(
         path=str(artifacts / "14-camera-photo-desktop.png")
     )
@@ -288,12 +304,12 @@ def test_upload_resumes_after_reload(
 
     page.route(re.compile(r"/api/v1/projects/.+/parts/\d+/$"), cut_after_first)
     page.set_input_files("#pick-files", photos)
-    page.wait_for_function("!document.getElementById('upload-button').disabled")
+    wait_until(page, "!document.getElementById('upload-button').disabled")
     page.fill("#project-name", "resumed scan")
     page.click("#upload-button")
-    page.wait_for_function(
+    wait_until(
+        page,
         "document.getElementById('progress-note').textContent.includes('retrying')",
-        timeout=30_000,
     )
     shot(page, artifacts, "20-upload-retrying-desktop")
 
@@ -311,7 +327,7 @@ def test_upload_resumes_after_reload(
     before = sum(services.parts_received(project=project).values())
     assert before > 0
     page.set_input_files("#pick-files", photos)
-    page.wait_for_function("!document.getElementById('upload-button').disabled")
+    wait_until(page, "!document.getElementById('upload-button').disabled")
     page.click("#upload-button")
 
     # then: it finishes and starts the same project, without creating another

@@ -12,7 +12,7 @@ if str(ROOT) not in sys.path:  # benchmarks/ and projects/ live at the repo root
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.synthetic import generate, spec_for  # noqa: E402
-from projects.pipeline import (
+from projects.pipeline import (  # noqa: E402
     Preset,
     ReconstructionRequest,
     ReconstructionResult,

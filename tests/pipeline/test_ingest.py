@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from projects.pipeline import PipelineError
+from projects.pipeline import PipelineError, ReconstructionRequest
 from projects.pipeline.steps.ingest import collect_input, ingest
+from projects.pipeline.types import ErrorCode
 
 
 def _photo(
@@ -102,3 +103,62 @@ def test_no_readable_photos_is_an_error(tmp_path: Path) -> None:
         ingest((tmp_path / "a.jpg",), tmp_path / "w", max_pixels=10**8, max_images=10)
     assert caught.value.code == "unreadable_images"
     assert caught.value.message == "None of the 1 files could be read as a photo."
+
+
+def test_renamed_photos_keep_their_name_in_the_users_zip(tmp_path: Path) -> None:
+    """Spaces, PNG to JPG and a name in two folders: each keeps its zip path."""
+    # given
+    for name in ("a b.png", "x.jpg"):
+        _photo(tmp_path / name)
+    archive = tmp_path / "set.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(tmp_path / "a b.png", "left/a b.png")
+        zf.write(tmp_path / "a b.png", "right/a b.png")
+        zf.write(tmp_path / "x.jpg", "x.jpg")
+    request = ReconstructionRequest.from_input_path(
+        archive, out_dir=tmp_path / "out", workdir=tmp_path / "work"
+    )
+    # when
+    result = ingest(
+        request.images,
+        request.workdir,
+        max_pixels=10**8,
+        max_images=10,
+        sources=request.sources,
+    )
+    # then
+    sources = {im.source: im.name for im in result.images}
+    assert sorted(sources) == ["left/a b.png", "right/a b.png", "x.jpg"]
+    assert len(set(sources.values())) == 3
+    assert sources["x.jpg"] == "x.jpg"
+    assert all(name.endswith(".jpg") for name in sources.values())
+
+
+def test_too_many_photos_has_its_own_code(tmp_path: Path) -> None:
+    """Too many photos is not 'no images': its own code, with its own advice."""
+    for i in range(3):
+        _photo(tmp_path / f"p{i}.jpg")
+    with pytest.raises(PipelineError) as caught:
+        ingest(
+            collect_input(tmp_path, tmp_path / "x"),
+            tmp_path / "w",
+            max_pixels=10**8,
+            max_images=2,
+        )
+    assert caught.value.code == ErrorCode.TOO_MANY_IMAGES
+    assert "more photos than one project takes" in caught.value.code.advice
+
+
+def test_a_zip_over_8_gb_has_its_own_code(tmp_path: Path, monkeypatch) -> None:
+    _photo(tmp_path / "p.jpg")
+    archive = tmp_path / "set.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(tmp_path / "p.jpg", "p.jpg")
+    monkeypatch.setattr("projects.pipeline.steps.ingest.MAX_ZIP_BYTES", 10)
+    with pytest.raises(PipelineError) as caught:
+        collect_input(archive, tmp_path / "x")
+    assert caught.value.code == ErrorCode.ARCHIVE_TOO_LARGE
+
+
+def test_every_error_code_has_advice() -> None:
+    assert [code for code in ErrorCode if len(code.advice) < 20] == []

@@ -96,6 +96,8 @@ def test_cameras_json_lists_every_registered_photo(
     assert len(doc["cameras"]) == 32
     first = doc["cameras"][0]
     assert first["name"] == "IMG_0000.jpg"
+    assert first["source"] == "IMG_0000.jpg"
+    assert np.array(first["gltf_camera_to_world"]).shape == (4, 4)
     rotation = np.array(first["rotation"])
     assert np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-6)
     assert {"fx", "fy", "cx", "cy", "width", "height"} <= set(first["intrinsics"])
@@ -107,7 +109,7 @@ def test_report_names_stages_and_engine_versions(
     """report.json records each stage's time and the engines' versions."""
     report = json.loads(fast_result.outputs.report.read_text())
     assert report["versions"]["pycolmap"] == "4.2.1"
-    assert [s["stage"] for s in report["stages"]][0] == "ingest"
+    assert report["stages"][0]["stage"] == "ingest"
     assert report["result"]["images_registered"] == 32
 
 

@@ -49,9 +49,8 @@ def test_sign_up_issues_no_token_before_verification(
     response = Client().post(
         reverse("account_login"), {"login": "ada@example.org", "password": PASSWORD}
     )
-    assert response.status_code == 302 and response.url == reverse(
-        "account_email_verification_sent"
-    )
+    assert response.status_code == 302
+    assert response.url == reverse("account_email_verification_sent")
 
 
 def test_verification_link_issues_token_shown_once(
@@ -63,7 +62,8 @@ def test_verification_link_issues_token_shown_once(
 
     response = client.post(link)
 
-    assert response.status_code == 302 and response.url == reverse("tokens:detail")
+    assert response.status_code == 302
+    assert response.url == reverse("tokens:detail")
     token = Token.objects.get(user__email="ada@example.org")
     assert (token.kind, token.credit, token.forename, token.surname) == (
         "private",
@@ -75,13 +75,15 @@ def test_verification_link_issues_token_shown_once(
     key = re.search(r'id="token-key"[^>]*>(osp_\w+)<', page).group(1)
     assert key[-4:] == token.key_hint
     again = client.get(reverse("tokens:detail")).content.decode()
-    assert key not in again and token.masked_key in again
+    assert key not in again
+    assert token.masked_key in again
 
 
 def test_verification_adopts_token_from_request_token(
     client: Client, mailoutbox: list
 ) -> None:
-    """/requestToken and sign-up lead to the same token; the credit is not granted twice."""
+    """/requestToken and sign-up lead to the same token; the
+    credit is not granted twice."""
     earlier, _key = token_issue(
         email="ada@example.org", forename="Ada", surname="L", credit=5
     )
@@ -90,7 +92,8 @@ def test_verification_adopts_token_from_request_token(
     client.post(_confirm_link(mailoutbox, "ada@example.org"))
 
     earlier.refresh_from_db()
-    assert earlier.user is not None and earlier.user.email == "ada@example.org"
+    assert earlier.user is not None
+    assert earlier.user.email == "ada@example.org"
     assert Token.objects.filter(email__iexact="ada@example.org").count() == 1
 
 

@@ -111,9 +111,8 @@ def test_project_pages_need_login(client: Client, make_person) -> None:
         ),
     ):
         response = client.get(url)
-        assert response.status_code == 302 and response.url.startswith(
-            reverse("account_login")
-        ), url
+        assert response.status_code == 302, url
+        assert response.url.startswith(reverse("account_login")), url
 
 
 def test_home_for_visitors_and_people(client: Client, make_person) -> None:
@@ -124,13 +123,14 @@ def test_home_for_visitors_and_people(client: Client, make_person) -> None:
 
 def test_list_shows_only_own_projects(make_person) -> None:
     owner, token = make_person()
-    other, other_token = make_person()
+    _other, other_token = make_person()
     _done_project(token, name="mine.zip")
     _done_project(other_token, name="theirs.zip")
 
     page = owner.get(reverse("projects:list")).content.decode()
 
-    assert "mine.zip" in page and "theirs.zip" not in page
+    assert "mine.zip" in page
+    assert "theirs.zip" not in page
 
 
 def test_detail_shows_viewer_downloads_and_config(make_person) -> None:
@@ -141,7 +141,8 @@ def test_detail_shows_viewer_downloads_and_config(make_person) -> None:
 
     page = response.content.decode()
     assert response.status_code == 200
-    assert 'id="viewer-config"' in page and "model_preview.glb" in page
+    assert 'id="viewer-config"' in page
+    assert "model_preview.glb" in page
     assert response.context["viewer_config"]["model"].endswith(
         "/files/model_preview.glb"
     )
@@ -157,7 +158,7 @@ def test_detail_shows_viewer_downloads_and_config(make_person) -> None:
 
 
 @pytest.mark.parametrize(
-    "url_name, kwargs",
+    ("url_name", "kwargs"),
     [
         ("projects:detail", {}),
         ("projects:file", {"name": "model.glb"}),
@@ -207,9 +208,11 @@ def test_owner_streams_viewer_files_and_photos(make_person) -> None:
         )
     )
 
-    assert glb.status_code == 200 and b"".join(glb.streaming_content) == b"glTF-preview"
+    assert glb.status_code == 200
+    assert b"".join(glb.streaming_content) == b"glTF-preview"
     assert glb["Content-Type"] == "model/gltf-binary"
-    assert photo.status_code == 200 and photo.content == jpeg_bytes(seed=2)
+    assert photo.status_code == 200
+    assert photo.content == jpeg_bytes(seed=2)
     assert photo["Content-Type"] == "image/jpeg"
 
 
@@ -226,7 +229,8 @@ def test_viewer_files_are_a_fixed_list(make_person, name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["IMG_9999.jpg", "notes.txt", "..%2F..%2Fsecret.jpg", "set%2FIMG_0001.jpg"]
+    "name",
+    ["IMG_9999.jpg", "notes.txt", "..%2F..%2Fsecret.jpg", "other%2FIMG_0001.jpg"],
 )
 def test_photo_names_are_checked(make_person, name: str) -> None:
     owner, token = make_person()
@@ -253,7 +257,8 @@ def test_share_link_is_off_by_default_then_on_then_revoked(
 
     # then: anyone with the link sees the viewer and its files, without an account
     page = client.get(reverse("projects:shared", kwargs={"share_key": key}))
-    assert page.status_code == 200 and 'id="viewer-config"' in page.content.decode()
+    assert page.status_code == 200
+    assert 'id="viewer-config"' in page.content.decode()
     assert page["Referrer-Policy"] == "no-referrer"
     assert page.context["viewer_config"]["model"] == f"/s/{key}/files/model_preview.glb"
     assert client.get(f"/s/{key}/files/model_preview.glb").status_code == 200
@@ -293,7 +298,8 @@ def test_share_link_with_photos_is_the_owners_explicit_choice(
     page = client.get(reverse("projects:shared", kwargs={"share_key": key}))
     assert page.context["viewer_config"]["photo_base"] == f"/s/{key}/photos/__NAME__"
     photo = client.get(f"/s/{key}/photos/IMG_0002.jpg")
-    assert photo.status_code == 200 and photo.content == jpeg_bytes(seed=2)
+    assert photo.status_code == 200
+    assert photo.content == jpeg_bytes(seed=2)
     panel = owner.get(reverse("projects:detail", kwargs={"project_id": project.id}))
     assert "<strong>and open the original photos</strong>" in panel.content.decode()
 
@@ -335,7 +341,8 @@ def test_delete_refunds_and_redirects(make_person) -> None:
         )
     )
 
-    assert response.status_code == 302 and response.url == reverse("projects:list")
+    assert response.status_code == 302
+    assert response.url == reverse("projects:list")
     assert not Project.objects.filter(pk=project.pk).exists()
 
 
@@ -356,7 +363,7 @@ def test_cancel_of_a_finished_project_explains(make_person) -> None:
 
 
 @pytest.mark.parametrize(
-    "url_name, kwargs, data",
+    ("url_name", "kwargs", "data"),
     [
         ("tokens:regenerate", {}, {}),
         ("projects:share", {"project_id": None}, {"enabled": "on"}),
@@ -402,11 +409,14 @@ def test_regenerated_key_is_shown_in_its_response_and_never_stored_in_the_sessio
 
     token.refresh_from_db()
     key = response.context["new_key"]
-    assert response.status_code == 200 and response["Cache-Control"] == "no-store"
-    assert key.endswith(token.key_hint) and key in response.content.decode()
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    assert key.endswith(token.key_hint)
+    assert key in response.content.decode()
     assert "New key made" in response.content.decode()
     stored = [s.get_decoded() for s in Session.objects.all()]
-    assert stored and all(key not in repr(data) for data in stored)
+    assert stored
+    assert all(key not in repr(data) for data in stored)
 
 
 def test_token_page_shows_balance_limits_and_ledger(make_person) -> None:
@@ -417,7 +427,9 @@ def test_token_page_shows_balance_limits_and_ledger(make_person) -> None:
     page = response.content.decode()
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
-    assert "5.0 GB" in page and token.masked_key in page and "openscan-upload" in page
+    assert "5.0 GB" in page
+    assert token.masked_key in page
+    assert "openscan-upload" in page
     assert list(response.context["ledger"]) == list(
         CreditLedgerEntry.objects.filter(token=token)
     )
@@ -446,3 +458,34 @@ def test_account_without_token_is_sent_to_token_page(client: Client) -> None:
 
     assert client.get(reverse("projects:new")).url == reverse("tokens:detail")
     assert "No token yet" in client.get(reverse("tokens:detail")).content.decode()
+
+
+def test_a_photo_renamed_by_ingest_opens_by_its_name_in_the_zip(make_person) -> None:
+    # given: two photos with the same name in two folders, as cameras.json names them
+    owner, token = make_person()
+    project = _done_project(token)
+    photos = io.BytesIO()
+    with zipfile.ZipFile(photos, "w") as zf:
+        zf.writestr("left/IMG 1.jpg", jpeg_bytes(seed=1))
+        zf.writestr("right/IMG 1.jpg", jpeg_bytes(seed=2))
+    default_storage.delete(project.input_path)
+    default_storage.save(project.input_path, ContentFile(photos.getvalue()))
+    url = reverse(
+        "projects:photo", kwargs={"project_id": project.id, "name": "right/IMG 1.jpg"}
+    )
+    # when
+    photo = owner.get(url)
+    # then
+    assert photo.status_code == 200
+    assert photo.content == jpeg_bytes(seed=2)
+
+
+def test_the_status_panel_polls_the_status_endpoint(make_person) -> None:
+    owner, token = make_person()
+    project = _done_project(token)
+
+    page = owner.get(reverse("projects:detail", kwargs={"project_id": project.id}))
+
+    assert page.context["status_config"]["api"] == reverse(
+        "projects-api:status", kwargs={"project_id": project.id}
+    )

@@ -1,4 +1,5 @@
-"""Shared fixtures for the project tests: a rendered turntable set the engine can rebuild."""
+"""Shared fixtures for the project tests: a rendered
+turntable set the engine can rebuild."""
 
 import io
 

@@ -91,7 +91,8 @@ def _json(body: bytes) -> dict:
 
 
 def raw_exchange(host: str, port: int, chunks: Iterator[bytes]) -> tuple[int, bytes]:
-    """Send ``chunks`` on one connection, stop at the first write error, read the answer.
+    """Send ``chunks`` on one connection, stop at the first
+    write error, read the answer.
 
     A server that refuses a request early closes the connection while the client
     still sends; the answer it wrote first is still in the socket to be read.

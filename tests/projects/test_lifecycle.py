@@ -1,4 +1,5 @@
-"""Recovery, retention, alerts and fairness around a project's life (no engine needed)."""
+"""Recovery, retention, alerts and fairness around a
+project's life (no engine needed)."""
 
 import datetime
 import socket
@@ -50,7 +51,8 @@ def test_sweeper_requeues_a_project_whose_heartbeat_stopped(private_token):
     project.refresh_from_db()
     fresh.refresh_from_db()
     assert result["requeued"] == 1
-    assert project.status == "queued" and fresh.status == "processing"
+    assert project.status == "queued"
+    assert fresh.status == "processing"
 
 
 def test_sweeper_fails_a_project_after_max_attempts_with_a_reason_and_a_refund(
@@ -65,7 +67,8 @@ def test_sweeper_fails_a_project_after_max_attempts_with_a_reason_and_a_refund(
 
     project.refresh_from_db()
     token.refresh_from_db()
-    assert project.status == "failed" and project.error_code == "worker_died"
+    assert project.status == "failed"
+    assert project.error_code == "worker_died"
     assert "stopped 3 times" in project.error
     assert token.credit == 10 * GB
     assert CreditLedgerEntry.objects.filter(token=token, kind="refund").count() == 1
@@ -82,7 +85,8 @@ def test_claim_takes_private_projects_before_public_ones_queued_earlier(
     second = jobs.job_claim_next()
 
     assert (first.pk, second.pk) == (private.pk, public.pk)
-    assert first.status == "processing" and first.attempts == 1
+    assert first.status == "processing"
+    assert first.attempts == 1
     assert jobs.job_claim_next() is None
 
 
@@ -127,11 +131,13 @@ def test_unstarted_projects_expire_after_the_grace_period_with_a_refund(
     old.refresh_from_db()
     recent.refresh_from_db()
     token.refresh_from_db()
-    assert first == {"unstarted": 1, "results": 0} and second == {
+    assert first == {"unstarted": 1, "results": 0}
+    assert second == {
         "unstarted": 0,
         "results": 0,
     }
-    assert old.status == "expired" and recent.status == "created"
+    assert old.status == "expired"
+    assert recent.status == "created"
     assert not default_storage.exists(f"{old.storage_prefix}/upload/0000-x.bin")
     assert token.credit == 10 * GB - 1000
     assert (
@@ -164,9 +170,8 @@ def test_results_expire_after_retention_per_token_kind(private_token, public_tok
     assert retention.projects_expire() == {"unstarted": 0, "results": 2}
 
     statuses = {p.pk: p.status for p in Project.objects.all()}
-    assert (
-        statuses[public_old.pk] == "expired" and statuses[private_old.pk] == "expired"
-    )
+    assert statuses[public_old.pk] == "expired"
+    assert statuses[private_old.pk] == "expired"
     assert statuses[private_31.pk] == "done"
     assert CreditLedgerEntry.objects.count() == ledger_rows
 
@@ -253,10 +258,12 @@ def test_finished_private_project_mails_its_owner_with_links(
         f"Subject: Your 3D model '{project.name.removesuffix('.zip')}' is ready" in text
     )
     assert f"https://portal.example.org/projects/{project.pk}/" in text
-    assert "https://portal.example.org/d/" in text and "41 of 48 photos" in text
+    assert "https://portal.example.org/d/" in text
+    assert "41 of 48 photos" in text
     assert "text/html" in text
     project.refresh_from_db()
-    assert project.notify_count == 1 and project.notified_at is not None
+    assert project.notify_count == 1
+    assert project.notified_at is not None
 
 
 def test_failed_project_mail_says_why_and_what_to_try(smtp_server, private_token):
@@ -268,11 +275,9 @@ def test_failed_project_mail_says_why_and_what_to_try(smtp_server, private_token
     )
     notifications.notification_send(project_id=str(project.pk), attempt=1)
     text = smtp_server.messages[0].content.decode()
-    assert (
-        "could not be processed" in text
-        and "only 3 of 40 photos" in text
-        and "refunded" in text
-    )
+    assert "could not be processed" in text
+    assert "only 3 of 40 photos" in text
+    assert "refunded" in text
 
 
 def test_smtp_down_schedules_a_retry_with_backoff_and_leaves_the_project_alone(
@@ -293,13 +298,12 @@ def test_smtp_down_schedules_a_retry_with_backoff_and_leaves_the_project_alone(
     )
 
     retry = Schedule.objects.get(name=f"openscan-mail:{project.pk}:3")
-    assert (
-        retry.func == "projects.tasks.project_notify"
-        and retry.schedule_type == Schedule.ONCE
-    )
+    assert retry.func == "projects.tasks.project_notify"
+    assert retry.schedule_type == Schedule.ONCE
     assert 110 < (retry.next_run - timezone.now()).total_seconds() <= 120
     project.refresh_from_db()
-    assert project.status == "done" and project.notify_count == 0
+    assert project.status == "done"
+    assert project.notify_count == 0
 
 
 def test_public_projects_get_no_mail_and_resend_says_so(
@@ -350,7 +354,8 @@ def test_resend_endpoint_queues_the_mail_for_a_finished_project(
         token_client.post(f"/api/v1/projects/{project.pk}/notify/").status_code == 202
     )
     r = token_client.post(f"/api/v1/projects/{pending.pk}/notify/")
-    assert r.status_code == 409 and "finished or failed" in r.json()["error"]
+    assert r.status_code == 409
+    assert "finished or failed" in r.json()["error"]
 
 
 def test_status_endpoint_is_small_and_private(token_client, private_token, make_token):
@@ -360,10 +365,8 @@ def test_status_endpoint_is_small_and_private(token_client, private_token, make_
         progress={"stage": "dense", "counters": {"registered": 41, "images": 48}},
     )
     body = token_client.get(f"/api/v1/projects/{project.pk}/status/").json()
-    assert (
-        body["wire_status"] == "processing started"
-        and body["progress"]["counters"]["registered"] == 41
-    )
+    assert body["wire_status"] == "processing started"
+    assert body["progress"]["counters"]["registered"] == 41
     from rest_framework.test import APIClient
 
     other = APIClient()

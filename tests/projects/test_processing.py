@@ -1,4 +1,5 @@
-"""Processing with the real engine: a started project becomes a textured model, or fails in words."""
+"""Processing with the real engine: a started project becomes a
+textured model, or fails in words."""
 
 import io
 import json
@@ -45,19 +46,22 @@ def test_real_engine_turns_a_generated_turntable_into_a_textured_model(
     ):
         assert files.get(name, 0) > 0, name
         assert default_storage.exists(f"{project.result_path}/{name}")
-    # The wire client's view: a dlink that downloads a zip with safe names and an .obj inside.
+    # The wire client's view: a dlink that downloads a zip with safe names and an .obj
+    # inside.
     info = requests.get(
         live_server.url + "/getProjectInfo",
         params={"token": key, "project": project.name},
         auth=("openscan", "free"),
         timeout=30,
     ).json()
-    assert info["status"] == "processing done" and info["dlink"]
+    assert info["status"] == "processing done"
+    assert info["dlink"]
     body = requests.get(info["dlink"], params={"dl": "1"}, timeout=60)
     assert body.status_code == 200
     with zipfile.ZipFile(io.BytesIO(body.content)) as zf:
         names = zf.namelist()
-    assert "model.obj" in names and "model.glb" in names
+    assert "model.obj" in names
+    assert "model.glb" in names
     assert all(not n.startswith("/") and ".." not in n.split("/") for n in names)
     with default_storage.open(f"{project.result_path}/cameras.json") as fh:
         cameras = json.load(fh)
@@ -85,7 +89,8 @@ def test_photos_that_cannot_be_placed_fail_in_words_with_a_refund(private_token)
         "unreadable_images",
         "no_images",
     }
-    assert "photos" in project.error and len(project.error) > 30
+    assert "photos" in project.error
+    assert len(project.error) > 30
     assert token.credit == 10 * GB
     assert (
         CreditLedgerEntry.objects.filter(
@@ -95,18 +100,26 @@ def test_photos_that_cannot_be_placed_fail_in_words_with_a_refund(private_token)
     )
 
 
-def test_a_job_over_its_time_limit_fails_with_time_limit(
-    private_token, turntable_zip, settings
+@pytest.mark.parametrize(
+    ("setting", "value", "code", "words"),
+    [
+        ("OPENSCAN_JOB_TIMEOUT_SECONDS", 3, "time_limit", "time limit"),
+        ("OPENSCAN_JOB_MEMORY_LIMIT_MB", 150, "out_of_memory", "more memory"),
+    ],
+)
+def test_a_job_over_its_limit_fails_in_words(
+    private_token, turntable_zip, settings, setting, value, code, words
 ):
-    settings.OPENSCAN_JOB_TIMEOUT_SECONDS = 3
+    setattr(settings, setting, value)
     token, _ = private_token
-    project = queue_project(token, turntable_zip, name="slow.zip")
+    project = queue_project(token, turntable_zip, name="heavy.zip")
 
     jobs.job_run_next()
 
     project.refresh_from_db()
-    assert project.status == "failed" and project.error_code == "time_limit"
-    assert "time limit" in project.error.lower()
+    assert project.status == "failed"
+    assert project.error_code == code
+    assert words in project.error.lower()
     assert Path(
         project.storage_prefix
     ).name  # the row stays for the ledger and the page
@@ -139,14 +152,17 @@ def test_cancelling_a_running_job_stops_the_engine(private_token, turntable_zip)
     started = time.monotonic()
     runner.join(60)
     project.refresh_from_db()
-    assert not runner.is_alive() and time.monotonic() - started < 30
-    assert project.status == "cancelled" and not project.result_path
+    assert not runner.is_alive()
+    assert time.monotonic() - started < 30
+    assert project.status == "cancelled"
+    assert not project.result_path
 
 
 def test_openscan_upload_full_trip_against_the_live_portal(
     private_token, turntable_zip, live_server, tmp_path
 ):
-    """The real CLI: validate, tag, upload, wait for the real engine, download and unpack."""
+    """The real CLI: validate, tag, upload, wait for the real
+    engine, download and unpack."""
     import threading
 
     from django.db import connections

@@ -205,7 +205,8 @@ class RefundMachine(RuleBasedStateMachine):
         assert CREDIT - token.credit == self.spent + sum(self.held.values())
 
 
-def test_refunds_follow_the_rule_in_any_order(transactional_db: None) -> None:
+@pytest.mark.usefixtures("transactional_db")
+def test_refunds_follow_the_rule_in_any_order() -> None:
     from hypothesis.stateful import run_state_machine_as_test
 
     run_state_machine_as_test(

@@ -64,7 +64,8 @@ def test_links_of_an_earlier_upload_stop_working_after_reset(project):
     old = _link(project)
     project_reset(project=project)
     r = _post(old, b"x" * 10)
-    assert r.status_code == 410 and "earlier upload" in r.json()["error"]
+    assert r.status_code == 410
+    assert "earlier upload" in r.json()["error"]
 
 
 def test_oversize_part_is_refused_before_reading_and_nothing_is_stored(
@@ -72,7 +73,8 @@ def test_oversize_part_is_refused_before_reading_and_nothing_is_stored(
 ):
     settings.OPENSCAN_PART_MAX_BYTES = 100
     r = _post(_link(project), b"x" * 101)
-    assert r.status_code == 413 and "at most 100 bytes" in r.json()["error"]
+    assert r.status_code == 413
+    assert "at most 100 bytes" in r.json()["error"]
     assert not UploadChunk.objects.exists()
     from django.core.files.storage import default_storage
 

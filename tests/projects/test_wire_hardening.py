@@ -1,4 +1,5 @@
-"""Issue 10 over HTTP against the real server: gunicorn with gunicorn.conf.py on PostgreSQL.
+"""Issue 10 over HTTP against the real server: gunicorn with
+gunicorn.conf.py on PostgreSQL.
 
 Each test names the item of the issue it proves. The worker runs in-process
 (jobs.job_run_next) on the same database and media folder as the server.
@@ -111,9 +112,8 @@ def test_item1_chunked_part_past_200000000_bytes_is_cut_with_413_and_nothing_sto
     # when 200,000,001 bytes arrive chunked and the client then waits (no final chunk)
     def request():
         yield (
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            "Content-Type: application/octet-stream\r\n"
-            "Transfer-Encoding: chunked\r\n\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+            "application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
         ).encode()
         block = b"z" * (1 << 20)
         sent = 0
@@ -141,14 +141,19 @@ def test_item1_no_411_a_part_without_length_or_chunking_is_an_empty_part(
         server.port,
         iter(
             [
-                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+                (
+                    f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: "
+                    "close\r\n\r\n"
+                ).encode()
             ]
         ),
     )
-    assert status == 400 and b"The part is empty" in answer
+    assert status == 400
+    assert b"The part is empty" in answer
 
 
-# --- 2. more than 1,000 query parameters ------------------------------------------------
+# --- 2. more than 1,000 query parameters
+# ------------------------------------------------
 
 
 def _filelist(count: int, width: int = 60) -> list[str]:
@@ -165,7 +170,8 @@ def test_item2_thousands_of_parameters_work_and_over_the_photo_limit_is_a_named_
     data = zip_bytes(photo_set(3))
     files = _filelist(1500)
     status, info = server.get("/getTokenInfo", {"token": key, "filelist": files})
-    assert status == 200 and info["limit_photos"] == 2000
+    assert status == 200
+    assert info["limit_photos"] == 2000
     status, created = server.get(
         "/createProject",
         {
@@ -178,7 +184,8 @@ def test_item2_thousands_of_parameters_work_and_over_the_photo_limit_is_a_named_
             "partslist": ["/tmp/x_1"],
         },
     )
-    assert status == 200 and len(created["ulink"]) == 1
+    assert status == 200
+    assert len(created["ulink"]) == 1
     status, refused = server.get(
         "/createProject",
         {
@@ -197,11 +204,13 @@ def test_item2_thousands_of_parameters_work_and_over_the_photo_limit_is_a_named_
     assert not Project.objects.filter(name="toomany.zip").exists()
 
 
-# --- 3. request line capped at 1 MiB ---------------------------------------------------
+# --- 3. request line capped at 1 MiB
+# ---------------------------------------------------
 
 
 def _line_of(length: int, key: str) -> bytes:
-    """A getTokenInfo request line of exactly ``length`` bytes with 5,000 filelist params."""
+    """A getTokenInfo request line of exactly ``length``
+    bytes with 5,000 filelist params."""
     head = f"GET /getTokenInfo?token={key}"
     tail = " HTTP/1.1"
     params = [f"&filelist=IMG_{i:05d}.jpg" for i in range(5000)]
@@ -246,7 +255,8 @@ def test_item3_the_django_guard_answers_414_under_any_server(private_token):
     assert "longer than 1048576 bytes" in r.json()["error"]
 
 
-# --- 4. the public key clients accept --------------------------------------------------
+# --- 4. the public key clients accept
+# --------------------------------------------------
 
 
 def test_item4_the_embedded_public_key_passes_client_checks_and_is_shown(
@@ -270,7 +280,8 @@ def test_item4_the_embedded_public_key_passes_client_checks_and_is_shown(
         check=True,
         cwd=Path(__file__).resolve().parents[2],
     ).stdout.strip()
-    assert len(embedded) >= 20 and embedded.startswith("osp_")
+    assert len(embedded) >= 20
+    assert embedded.startswith("osp_")
 
     call_command("bootstrap")
     assert settings.OPENSCAN_PUBLIC_TOKEN in capsys.readouterr().out
@@ -279,10 +290,12 @@ def test_item4_the_embedded_public_key_passes_client_checks_and_is_shown(
     status, info = server.get(
         "/getTokenInfo", {"token": settings.OPENSCAN_PUBLIC_TOKEN}
     )
-    assert status == 200 and info["limit_photos"] == 200
+    assert status == 200
+    assert info["limit_photos"] == 200
 
 
-# --- 5. startProject answers at once; checks fail in the worker, with a refund -----------
+# --- 5. startProject answers at once; checks fail in the worker, with a refund
+# -----------
 
 
 def test_item5_start_queues_at_once_and_a_failed_check_is_readable_everywhere(
@@ -305,7 +318,8 @@ def test_item5_start_queues_at_once_and_a_failed_check_is_readable_everywhere(
     status, started = server.get("/startProject", {"token": key, "project": "late.zip"})
     project = Project.objects.get(name="late.zip")
     assert (status, started) == (200, {"status": "started"})
-    assert project.status == "queued" and project.input_path == ""
+    assert project.status == "queued"
+    assert project.input_path == ""
 
     # and the worker then finds the bad photo
     with django_capture_on_commit_callbacks(execute=True):
@@ -316,7 +330,8 @@ def test_item5_start_queues_at_once_and_a_failed_check_is_readable_everywhere(
 
     # then the reason is on getProjectInfo, the REST API, the page and the e-mail
     status, info = server.get("/getProjectInfo", {"token": key, "project": "late.zip"})
-    assert status == 200 and info["status"] == "processing failed"
+    assert status == 200
+    assert info["status"] == "processing failed"
     reason = "'broken.jpg' cannot be decoded"
     assert reason in info["error"]
     rest = requests.get(
@@ -324,7 +339,8 @@ def test_item5_start_queues_at_once_and_a_failed_check_is_readable_everywhere(
         headers={"Authorization": f"Bearer {key}"},
         timeout=30,
     ).json()
-    assert rest["status"] == "failed" and reason in rest["error"]
+    assert rest["status"] == "failed"
+    assert reason in rest["error"]
     assert rest["error_code"] == "bad_archive"
     web = Client()
     web.force_login(user)
@@ -350,8 +366,8 @@ def test_item5_start_reads_only_the_directory_and_names_a_photo_count_mismatch(
     status, body = _uploaded_and_started(server, private_token[1], "five.zip", data)
     assert status == 400
     assert body["error"] == (
-        "The zip contains 5 photos but the project was created for 3. "
-        "Create it again with photos=5."
+        "The zip contains 5 photos but the project was created for 3. Create it "
+        "again with photos=5."
     )
     assert Project.objects.get(name="five.zip").status == "created"
 
@@ -382,7 +398,8 @@ def test_item5_the_directory_is_read_across_parts_when_it_straddles_them(
     )
 
 
-# --- 6. public projects belong to the client network that created them ------------------
+# --- 6. public projects belong to the client network that created them
+# ------------------
 
 
 def test_item6_another_client_cannot_see_restart_reset_or_supersede_a_public_project(
@@ -423,7 +440,8 @@ def test_item6_another_client_cannot_see_restart_reset_or_supersede_a_public_pro
     )
 
 
-# --- 7. parts is capped ------------------------------------------------------------------
+# --- 7. parts is capped
+# ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -448,11 +466,13 @@ def test_item7_parts_over_the_cap_is_a_400_naming_the_limit(
             "filesize": filesize,
         },
     )
-    assert status == 400 and f"parts may be at most {limit} " in body["error"]
+    assert status == 400
+    assert f"parts may be at most {limit} " in body["error"]
     assert not Project.objects.exists()
 
 
-# --- 8. requestToken: one token per address, ever; mail limits ---------------------------
+# --- 8. requestToken: one token per address, ever; mail limits
+# ---------------------------
 
 
 def test_item8_concurrent_requests_for_one_address_make_one_token_and_few_mails(server):
@@ -463,7 +483,8 @@ def test_item8_concurrent_requests_for_one_address_make_one_token_and_few_mails(
             pool.map(lambda _: server.get("/requestToken", params), range(20))
         )
     statuses = sorted(status for status, _ in answers)
-    assert statuses.count(200) == 3 and statuses.count(429) == 17
+    assert statuses.count(200) == 3
+    assert statuses.count(429) == 17
     assert Token.objects.filter(email__iexact="racer@example.org").count() == 1
     assert SignupGrant.objects.filter(email="racer@example.org").count() == 1
     assert CreditLedgerEntry.objects.filter(kind="grant").count() == 1
@@ -496,7 +517,8 @@ def test_item8_the_database_refuses_a_second_grant_for_an_address():
         SignupGrant.objects.create(email="once@example.org")
 
 
-# --- 9. no token in any log ----------------------------------------------------------------
+# --- 9. no token in any log
+# ----------------------------------------------------------------
 
 
 def test_item9_a_full_wire_trip_leaves_no_token_in_the_logs(server, private_token):
@@ -527,11 +549,12 @@ def test_item9_a_full_wire_trip_leaves_no_token_in_the_logs(server, private_toke
 
     log = server.log_text()
     assert "token=[redacted]" in log  # The access log is on and saw the calls.
-    assert key not in log and key[4:20] not in log
+    assert key not in log
+    assert key[4:20] not in log
     assert not re.search(r"osp_[A-Za-z0-9]{8}", log)
 
 
-def test_item9_django_log_records_are_redacted_too(caplog):
+def test_item9_django_log_records_are_redacted_too():
     import logging
 
     from openscan_portal.logredact import RedactTokens
@@ -547,11 +570,13 @@ def test_item9_django_log_records_are_redacted_too(caplog):
     )
     assert RedactTokens().filter(record)
     assert record.getMessage() == (
-        "Bad Request: /getTokenInfo?token=[redacted]&x=1 (Authorization: Bearer [redacted])"
+        "Bad Request: /getTokenInfo?token=[redacted]&x=1 (Authorization: Bearer "
+        "[redacted])"
     )
 
 
-# --- 10. crafted zips --------------------------------------------------------------------
+# --- 10. crafted zips
+# --------------------------------------------------------------------
 
 
 # Problems the central directory shows: startProject answers 400 (local storage).
@@ -590,9 +615,11 @@ def test_item10_a_crafted_directory_is_a_400_at_start_naming_the_entry(
     status, body = _uploaded_and_started(
         server, private_token[1], f"{kind}.zip", crafted_zip(kind)
     )
-    assert status == 400 and reason in body["error"]
+    assert status == 400
+    assert reason in body["error"]
     project = Project.objects.get(name=f"{kind}.zip")
-    assert project.status == "created" and project.chunks.count() == 1
+    assert project.status == "created"
+    assert project.chunks.count() == 1
 
 
 @pytest.mark.parametrize(("kind", "reason"), IN_WORKER)
@@ -662,10 +689,14 @@ def test_item10_the_cpu_budget_is_per_project_not_per_attempt(server, private_to
     assert "CPU budget (0 s were left)" in info["error"]
 
 
-# --- 11. strict ASCII integers ------------------------------------------------------------
+# --- 11. strict ASCII integers
+# ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["²", "³", "٣", "１", "1_000", "+3", "-1", " "])
+@pytest.mark.parametrize(
+    "value",
+    ["²", "³", "٣", "１", "1_000", "+3", "-1", " "],  # noqa: RUF001  # meant
+)
 def test_item11_non_ascii_or_signed_numbers_are_a_400_on_the_wire(
     server, private_token, value
 ):
@@ -679,7 +710,8 @@ def test_item11_non_ascii_or_signed_numbers_are_a_400_on_the_wire(
             "filesize": 100,
         },
     )
-    assert status == 400 and "photos" in body["error"]
+    assert status == 400
+    assert "photos" in body["error"]
     assert not Project.objects.exists()
 
 
@@ -693,7 +725,8 @@ def test_item11_rest_numbers_and_upload_offset_must_be_ascii(server, private_tok
             headers=auth,
             timeout=30,
         )
-        assert r.status_code == 400 and r.json()["fields"]["photos"]
+        assert r.status_code == 400
+        assert r.json()["fields"]["photos"]
     created = requests.post(
         api,
         json={"name": "r.zip", "photos": 3, "filesize": 100, "parts": 1},
@@ -711,7 +744,8 @@ def test_item11_rest_numbers_and_upload_offset_must_be_ascii(server, private_tok
         },
         timeout=30,
     )
-    assert r.status_code == 400 and r.json()["code"] == "offset_missing"
+    assert r.status_code == 400
+    assert r.json()["code"] == "offset_missing"
     # Content-Length: ³ on a wire upload link never reaches a 500.
     link = _create(server, private_token[1], "cl.zip", b"y" * 10)["ulink"][0]
     path = link.split(str(server.port), 1)[1]
@@ -728,7 +762,8 @@ def test_item11_rest_numbers_and_upload_offset_must_be_ascii(server, private_tok
     assert status == 400
 
 
-# --- 12. a project deleted in the middle of another request --------------------------------
+# --- 12. a project deleted in the middle of another request
+# --------------------------------
 
 
 def _delete_while_locked(project_id, request) -> tuple[int, object]:
@@ -784,7 +819,8 @@ def test_item12_start_or_reset_racing_a_delete_is_a_404(
             f"/{endpoint}", {"token": private_token[1], "project": project.name}
         ),
     )
-    assert status == 404 and "deleted" in body["error"]
+    assert status == 404
+    assert "deleted" in body["error"]
     assert not Project.objects.filter(pk=project.pk).exists()
 
 
@@ -812,6 +848,7 @@ def test_item12_an_upload_racing_a_delete_is_a_404_and_stores_nothing(
         project.pk,
         lambda: requests.post(body["ulink"][0], data=_chunked(data), timeout=60),
     )
-    assert r.status_code == 404 and "deleted" in r.json()["error"]
+    assert r.status_code == 404
+    assert "deleted" in r.json()["error"]
     assert not UploadChunk.objects.exists()
     assert _files_under(project.storage_prefix) == []

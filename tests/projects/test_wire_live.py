@@ -108,15 +108,16 @@ def test_multipart_upload_start_and_info_flow(settings, wire, private_token, tmp
     ).json()
 
     # then
-    assert len(ulinks) == 3 and all(set(u) <= ULINK_CHARS for u in ulinks)
-    assert (
-        before == {"dlink": "", "status": "created", "ulink": before["ulink"]}
-        and len(before["ulink"]) == 3
-    )
-    assert started.status_code == 200 and started.json() == {"status": "started"}
+    assert len(ulinks) == 3
+    assert all(set(u) <= ULINK_CHARS for u in ulinks)
+    assert before == {"dlink": "", "status": "created", "ulink": before["ulink"]}
+    assert len(before["ulink"]) == 3
+    assert started.status_code == 200
+    assert started.json() == {"status": "started"}
     assert after == {"dlink": "", "status": "started", "ulink": []}
     project = Project.objects.get(name="2024-01-31_10.20.30-my vase.zip")
-    assert project.status == "queued" and project.chunks.count() == 3
+    assert project.status == "queued"
+    assert project.chunks.count() == 3
     # the worker joins and checks the parts (the engine is not run here)
     claimed = jobs.job_claim_next()
     assert jobs.job_input_prepare(project=claimed, zip_path=tmp_path / "in.zip")
@@ -138,7 +139,8 @@ def test_create_again_while_created_and_after_reset_never_charges_twice(
     second = wire.call(
         "createProject", project="again.zip", photos=3, parts=1, filesize=len(data)
     )
-    assert second.status_code == 200 and second.json()["credit"] == len(data)
+    assert second.status_code == 200
+    assert second.json()["credit"] == len(data)
     assert wire.call("resetProject", project="again.zip").json() == {}
     third = wire.call(
         "createProject", project="again.zip", photos=3, parts=1, filesize=len(data)
@@ -175,7 +177,8 @@ def test_openscan2_flow_unknown_project_is_401_then_reset_and_reupload(wire):
 
 
 def test_legacy_uploader_multipart_body_is_stored_as_the_raw_part(wire):
-    """uploader.py posts files= under an octet-stream header; the envelope must not be kept."""
+    """uploader.py posts files= under an octet-stream header;
+    the envelope must not be kept."""
     data = zip_bytes(photo_set(3))
     r = wire.call(
         "createProject", project="legacy.zip", photos=3, parts=1, filesize=len(data)
@@ -206,10 +209,8 @@ def test_firmware_curl_style_post_with_form_content_type_is_stored_raw(wire):
         headers={"Content-Type": "application/x-www-form-urlencoded"},
         timeout=30,
     )
-    assert (
-        post.status_code == 200
-        and post.json()["sha256"] == hashlib.sha256(data).hexdigest()
-    )
+    assert post.status_code == 200
+    assert post.json()["sha256"] == hashlib.sha256(data).hexdigest()
 
 
 def test_a_part_may_be_sent_again_before_start_and_the_last_write_wins(wire):
@@ -293,7 +294,8 @@ def test_credit_shortfall_is_refused_with_a_reason(make_token, live_server):
     r = WireClient(live_server.url, key).call(
         "createProject", project="big.zip", photos=3, parts=1, filesize=1000
     )
-    assert r.status_code == 402 and "Not enough credit" in r.json()["error"]
+    assert r.status_code == 402
+    assert "Not enough credit" in r.json()["error"]
 
 
 def test_start_refuses_missing_parts_and_size_mismatch(settings, wire):
@@ -310,14 +312,15 @@ def test_start_refuses_missing_parts_and_size_mismatch(settings, wire):
     for link, part in list(zip(ulinks, parts, strict=True))[:-1]:
         requests.post(link, data=part, timeout=30)
     missing = wire.call("startProject", project="gaps.zip")
+    assert missing.status_code == 400
     assert (
-        missing.status_code == 400
-        and f"Part(s) {len(parts)} of {len(parts)} have not arrived"
+        f"Part(s) {len(parts)} of {len(parts)} have not arrived"
         in missing.json()["error"]
     )
     requests.post(ulinks[-1], data=parts[-1] + b"extra", timeout=30)
     mismatch = wire.call("startProject", project="gaps.zip")
-    assert mismatch.status_code == 400 and "add up to" in mismatch.json()["error"]
+    assert mismatch.status_code == 400
+    assert "add up to" in mismatch.json()["error"]
     assert Project.objects.get(name="gaps.zip").status == "created"
 
 
@@ -328,10 +331,12 @@ def test_request_token_mails_a_working_private_token(live_server, mailoutbox):
         auth=AUTH,
         timeout=30,
     )
-    assert r.status_code == 200 and r.json() == {}
+    assert r.status_code == 200
+    assert r.json() == {}
     key = next(w for w in mailoutbox[0].body.split() if w.startswith("osp_"))
     info = WireClient(live_server.url, key).call("getTokenInfo")
-    assert info.status_code == 200 and info.json()["credit"] == 5_000_000_000
+    assert info.status_code == 200
+    assert info.json()["credit"] == 5_000_000_000
 
 
 def test_public_token_works_with_its_configured_key(
@@ -351,7 +356,8 @@ def test_public_token_works_with_its_configured_key(
 
 def test_queue_estimate_answers_loosely(wire):
     body = wire.call("getQueueEstimate").json()
-    assert set(body) >= {"queue", "estimate_seconds"} and body["queue"] == 0
+    assert set(body) >= {"queue", "estimate_seconds"}
+    assert body["queue"] == 0
 
 
 def test_bad_photo_in_zip_fails_in_the_worker_with_the_reason_and_a_refund(
@@ -362,12 +368,14 @@ def test_bad_photo_in_zip_fails_in_the_worker_with_the_reason_and_a_refund(
     data = zip_bytes(files)
     wire.upload("broken.zip", data, 200_000_000)
     r = wire.call("startProject", project="broken.zip")
-    assert r.status_code == 200 and r.json() == {"status": "started"}
+    assert r.status_code == 200
+    assert r.json() == {"status": "started"}
 
     jobs.job_run_next()  # The checks fail before the engine would start.
 
     info = wire.call("getProjectInfo", project="broken.zip").json()
-    assert info["status"] == "processing failed" and info["dlink"] == ""
+    assert info["status"] == "processing failed"
+    assert info["dlink"] == ""
     assert "'broken.jpg' cannot be decoded" in info["error"]
     token = private_token[0]
     token.refresh_from_db()

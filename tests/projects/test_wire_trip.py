@@ -1,4 +1,5 @@
-"""A firmware-like client streams chunked parts through the whole trip on the real server.
+"""A firmware-like client streams chunked parts through the
+whole trip on the real server.
 
 create → three parts POSTed with Transfer-Encoding: chunked → start → poll →
 download, against gunicorn (gunicorn.conf.py) on PostgreSQL, with the real
@@ -62,11 +63,13 @@ def test_chunked_client_trip_create_upload_start_poll_download(
                 "filesize": len(turntable_zip),
             },
         )
-        assert status == 200 and len(created["ulink"]) == 3
+        assert status == 200
+        assert len(created["ulink"]) == 3
         for link, part in zip(created["ulink"], parts, strict=True):
             sent = requests.post(link, data=_streamed(part), timeout=120)
             assert sent.request.headers["Transfer-Encoding"] == "chunked"
-            assert sent.status_code == 200 and sent.json()["size"] == len(part)
+            assert sent.status_code == 200
+            assert sent.json()["size"] == len(part)
         status, started = live.get("/startProject", {"token": key, "project": name})
         assert (status, started) == (200, {"status": "started"})
 

@@ -1,4 +1,5 @@
-"""Real django-q2 clusters in their own processes: brokers, many workers, a worker killed."""
+"""Real django-q2 clusters in their own processes: brokers,
+many workers, a worker killed."""
 
 import datetime
 import os
@@ -96,14 +97,16 @@ def test_two_workers_on_redis_process_a_batch_once_each(
     subprocess.run(
         ["redis-cli", "-n", "15", "FLUSHDB"], check=True, capture_output=True
     )
-    # Projects were queued on the ORM broker by this process; hand them to Redis as the web would.
+    # Projects were queued on the ORM broker by this process; hand them to Redis as the
+    # web would.
     subprocess.run(
         [
             sys.executable,
             "manage.py",
             "shell",
             "-c",
-            "from projects.services.queue import job_enqueue\nfor _ in range(3): job_enqueue()",
+            "from projects.services.queue import job_enqueue\nfor _ in range(3): "
+            "job_enqueue()",
         ],
         cwd=ROOT,
         env=env,
@@ -143,7 +146,8 @@ def test_a_worker_killed_mid_job_ends_done_or_failed_with_a_reason(
         assert project.status == "processing", (tmp_path / "cluster.log").read_text()[
             -2000:
         ]
-        # The worker process is the one whose child runs the engine: kill it without warning.
+        # The worker process is the one whose child runs the engine: kill it without
+        # warning.
         engine_pids = [
             p
             for p in _descendants(cluster.pid)

@@ -254,7 +254,8 @@ class Standin:
         return {
             ".tag": "folder",
             "name": display.rsplit("/", 1)[-1],
-            "id": "id:folder-" + hashlib.sha1(path_lower.encode()).hexdigest()[:12],
+            "id": "id:folder-"
+            + hashlib.sha1(path_lower.encode(), usedforsecurity=False).hexdigest()[:12],
             "path_lower": path_lower,
             "path_display": display,
         }
@@ -477,7 +478,7 @@ class Standin:
         raise _Reply.text(404, "Not found")
 
 
-class _Reply(Exception):  # a control-flow signal, not an error
+class _Reply(Exception):  # noqa: N818  # a control-flow signal, not an error
     def __init__(self, status: str, headers: list, payload: bytes) -> None:
         self.status, self.headers, self.payload = status, headers, payload
 
@@ -507,7 +508,8 @@ def _json(code: int, data: Any) -> tuple[str, list, bytes]:
 
 
 class _LoopbackAdapter(HTTPAdapter):
-    """Sends https://<dropbox host>/<path> to the stand-in, naming the host in a header."""
+    """Sends https://<dropbox host>/<path> to the stand-in,
+    naming the host in a header."""
 
     def __init__(self, root_url: str) -> None:
         super().__init__()
@@ -549,7 +551,8 @@ class _ThreadingWSGIServer(WSGIServer):
 
 
 def serve() -> tuple[Standin, Any]:
-    """Start a stand-in on a free loopback port; return it and a function that stops it."""
+    """Start a stand-in on a free loopback port; return it
+    and a function that stops it."""
     standin = Standin()
     server = make_server(
         "127.0.0.1",

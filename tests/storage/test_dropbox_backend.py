@@ -1,4 +1,5 @@
-"""The Dropbox backend through the real dropbox SDK, against an HTTP stand-in on loopback.
+"""The Dropbox backend through the real dropbox SDK,
+against an HTTP stand-in on loopback.
 
 What these tests prove is limited to the stand-in (tests/storage/dropbox_standin.py),
 which follows Dropbox's documented JSON; see the README's storage section.
@@ -36,8 +37,14 @@ ROOT = "/openscan-test"
 # --- the content hash ----------------------------------------------------------
 
 
+def _content_hash(data: bytes) -> str:
+    hasher = storage.DropboxContentHasher()
+    hasher.update(data)
+    return hasher.hexdigest()
+
+
 def test_content_hash_of_nothing_is_the_sha256_of_no_blocks():
-    assert storage.dropbox_content_hash(b"") == hashlib.sha256(b"").hexdigest()
+    assert _content_hash(b"") == hashlib.sha256(b"").hexdigest()
 
 
 @pytest.mark.parametrize(
@@ -50,9 +57,7 @@ def test_content_hash_is_sha256_of_the_4_mib_block_digests(size):
     expected = hashlib.sha256(
         b"".join(hashlib.sha256(b).digest() for b in blocks)
     ).hexdigest()
-    assert (
-        storage.dropbox_content_hash(data) == expected == reference_content_hash(data)
-    )
+    assert _content_hash(data) == expected == reference_content_hash(data)
 
 
 def test_content_hash_does_not_depend_on_how_the_bytes_are_fed():
@@ -63,14 +68,14 @@ def test_content_hash_does_not_depend_on_how_the_bytes_are_fed():
         hasher.update(data[pos : pos + step])
         pos += step
     hasher.update(data[pos:])
-    assert hasher.hexdigest() == storage.dropbox_content_hash(data)
+    assert hasher.hexdigest() == _content_hash(data)
 
 
 # --- the backend ------------------------------------------------------------------
 
 
 def test_the_backend_talks_to_the_stand_in_with_a_refreshed_token(dbx):
-    assert storage.storage_kind() == "dropbox"
+    assert storage.backend().kind == "dropbox"
     default_storage.save("probe/a.txt", ContentFile(b"hello"))
     assert dbx.read(f"{ROOT}/probe/a.txt") == b"hello"
     assert (API_HOST, "/oauth2/token") in dbx.calls
@@ -106,7 +111,8 @@ def test_listings_follow_has_more(dbx):
 def test_wire_parts_stream_through_the_server_and_are_checked_by_content_hash_at_start(
     dbx, settings, private_token, django_capture_on_commit_callbacks
 ):
-    # given a 2-part zip sent to the wire ulinks (paths on this server: direct links are off)
+    # given a 2-part zip sent to the wire ulinks (paths on this server: direct links are
+    # off)
     assert settings.OPENSCAN_DROPBOX_DIRECT_LINKS is False
     data = zip_bytes(photo_set(3))
     half = len(data) // 2 + 1
@@ -192,7 +198,8 @@ def test_a_part_whose_dropbox_content_hash_differs_is_refused_with_its_number(
         jobs.job_run_next()
     project.refresh_from_db()
     assert project.status == Project.Status.FAILED
-    assert "Part 1 of 1" in project.error and "content hash" in project.error
+    assert "Part 1 of 1" in project.error
+    assert "content hash" in project.error
     assert UploadChunk.objects.filter(project=project).count() == 0
 
 
@@ -208,10 +215,14 @@ def direct_links(dbx, settings):
 def test_with_direct_links_parts_are_capped_at_150_mib(
     direct_links, settings, api_client
 ):
-    assert storage.part_max_bytes() == 157_286_400 < settings.OPENSCAN_PART_MAX_BYTES
+    assert (
+        storage.backend().part_max_bytes()
+        == 157_286_400
+        < settings.OPENSCAN_PART_MAX_BYTES
+    )
     assert api_client.get("/api/v1/").json()["max_part_size"] == 157_286_400
     settings.OPENSCAN_DROPBOX_DIRECT_LINKS = False
-    assert storage.part_max_bytes() == 200_000_000
+    assert storage.backend().part_max_bytes() == 200_000_000
 
 
 def test_the_firmware_posts_raw_bytes_to_one_time_dropbox_links_and_start_checks_them(
@@ -226,7 +237,9 @@ def test_the_firmware_posts_raw_bytes_to_one_time_dropbox_links_and_start_checks
     project = project_create(
         token=private_token[0], name="fw.zip", photos=3, parts=2, filesize=len(data)
     )
-    ulinks = [storage.wire_upload_link(project=project, part=i) for i in range(2)]
+    ulinks = [
+        storage.backend().wire_upload_link(project=project, part=i) for i in range(2)
+    ]
 
     # then they are Dropbox links the firmware can paste into a shell, asked for with
     # the longest duration and a fixed per-part path
@@ -251,7 +264,7 @@ def test_the_firmware_posts_raw_bytes_to_one_time_dropbox_links_and_start_checks
             timeout=30,
         )
         assert r.status_code == 200
-        assert r.json() == {"content-hash": storage.dropbox_content_hash(body)}
+        assert r.json() == {"content-hash": _content_hash(body)}
     # a one-time link cannot be used twice
     again = client.post(
         ulinks[0],
@@ -274,11 +287,12 @@ def test_the_firmware_posts_raw_bytes_to_one_time_dropbox_links_and_start_checks
 def test_dropbox_refuses_a_form_content_type_on_its_upload_link(
     direct_links, private_token
 ):
-    """curl --data-binary sends x-www-form-urlencoded; Dropbox documents 400 for a bad Content-Type."""
+    """curl --data-binary sends x-www-form-urlencoded; Dropbox documents 400 for a bad
+    Content-Type."""
     project = project_create(
         token=private_token[0], name="curl.zip", photos=3, parts=1, filesize=10
     )
-    link = storage.wire_upload_link(project=project, part=0)
+    link = storage.backend().wire_upload_link(project=project, part=0)
     r = direct_links.session().post(
         link,
         data=b"0123456789",
@@ -288,7 +302,7 @@ def test_dropbox_refuses_a_form_content_type_on_its_upload_link(
     assert r.status_code == 400
 
 
-def test_rest_direct_endpoint_gives_a_one_time_raw_link_and_oversize_parts_fail_at_start(
+def test_rest_direct_link_is_one_time_and_raw_and_oversize_parts_fail_at_start(
     direct_links, settings, token_client, django_capture_on_commit_callbacks
 ):
     # given parts capped at 5,000 bytes for the test (150 MiB in production)
@@ -302,14 +316,13 @@ def test_rest_direct_endpoint_gives_a_one_time_raw_link_and_oversize_parts_fail_
     target = token_client.post(
         f"/api/v1/projects/{project['id']}/parts/1/direct/"
     ).json()
-    assert (
-        target["encoding"] == "raw"
-        and target["one_time"] is True
-        and target["max_size"] == 5_000
-    )
+    assert target["encoding"] == "raw"
+    assert target["one_time"] is True
+    assert target["max_size"] == 5_000
     assert target["headers"] == {"Content-Type": "application/octet-stream"}
 
-    # when 5,001 bytes go to the link (the stand-in does not model Dropbox's own 150 MiB refusal)
+    # when 5,001 bytes go to the link (the stand-in does not model Dropbox's own 150 MiB
+    # refusal)
     sent = direct_links.session().post(
         target["url"], data=b"y" * 5_001, headers=target["headers"], timeout=30
     )
@@ -320,7 +333,8 @@ def test_rest_direct_endpoint_gives_a_one_time_raw_link_and_oversize_parts_fail_
         started = token_client.post(f"/api/v1/projects/{project['id']}/start/")
     assert started.status_code == 400
     error = started.json()["error"]
-    assert "part 2 is 5001 bytes" in error and "Dropbox" in error
+    assert "part 2 is 5001 bytes" in error
+    assert "Dropbox" in error
     assert (
         direct_links.paths_under(
             f"{ROOT}/projects/{project['id'].replace('-', '')}/direct"
@@ -329,7 +343,8 @@ def test_rest_direct_endpoint_gives_a_one_time_raw_link_and_oversize_parts_fail_
     )
 
 
-# --- downloads and clean-up --------------------------------------------------------------
+# --- downloads and clean-up
+# --------------------------------------------------------------
 
 
 def _finished(token) -> tuple[Project, bytes]:
@@ -364,17 +379,17 @@ def test_the_dlink_redirects_to_a_dropbox_shared_link_that_downloads(
     cache.clear()
     second = Client().get(path, {"dl": "1"})
 
-    # then both redirect to the same shared link, forced to download, which serves the zip
+    # then both redirect to the same shared link, forced to download, which serves the
+    # zip
     assert first.status_code == second.status_code == 302
     assert first["Location"] == second["Location"]
-    assert (
-        first["Location"].startswith("https://www.dropbox.com/scl/fi/")
-        and "dl=1" in first["Location"]
-    )
+    assert first["Location"].startswith("https://www.dropbox.com/scl/fi/")
+    assert "dl=1" in first["Location"]
     assert "dl=0" not in first["Location"]
     assert len(dbx.shared_links) == 1
     got = dbx.session().get(first["Location"], timeout=30)
-    assert got.status_code == 200 and got.content == result
+    assert got.status_code == 200
+    assert got.content == result
 
 
 def test_reset_and_delete_remove_the_project_files_from_dropbox(
@@ -386,7 +401,7 @@ def test_reset_and_delete_remove_the_project_files_from_dropbox(
     project = project_create(
         token=token, name="gone.zip", photos=3, parts=1, filesize=len(data)
     )
-    link = storage.wire_upload_link(project=project, part=0)
+    link = storage.backend().wire_upload_link(project=project, part=0)
     assert (
         dbx.session()
         .post(
@@ -412,7 +427,7 @@ def test_reset_and_delete_remove_the_project_files_from_dropbox(
     project = project_create(
         token=token, name="gone.zip", photos=3, parts=1, filesize=len(data)
     )
-    link = storage.wire_upload_link(project=project, part=0)
+    link = storage.backend().wire_upload_link(project=project, part=0)
     assert (
         dbx.session()
         .post(

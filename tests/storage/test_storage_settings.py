@@ -1,4 +1,5 @@
-"""OPENSCAN_STORAGE and its variables, read the way production reads them (a fresh process)."""
+"""OPENSCAN_STORAGE and its variables, read the way
+production reads them (a fresh process)."""
 
 import os
 import secrets
@@ -11,9 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PRINT = (
     "import django; django.setup(); from django.conf import settings as s; "
-    "print(s.STORAGES['default']['BACKEND'], s.AWS_S3_ENDPOINT_URL, s.AWS_ACCESS_KEY_ID, "
-    "s.DROPBOX_OAUTH2_TOKEN, s.OPENSCAN_S3_DIRECT_UPLOADS, s.OPENSCAN_DROPBOX_DIRECT_LINKS, "
-    "s.OPENSCAN_DROPBOX_PART_MAX_BYTES)"
+    "print(s.STORAGES['default']['BACKEND'], s.AWS_S3_ENDPOINT_URL, "
+    "s.AWS_ACCESS_KEY_ID, s.DROPBOX_OAUTH2_TOKEN, s.OPENSCAN_S3_DIRECT_UPLOADS, "
+    "s.OPENSCAN_DROPBOX_DIRECT_LINKS, s.OPENSCAN_DROPBOX_PART_MAX_BYTES)"
 )
 
 

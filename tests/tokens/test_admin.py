@@ -22,11 +22,9 @@ def test_changelist_shows_balance_usage_and_last_use(
     page = admin_client_.get("/admin/tokens/token/")
     html = page.content.decode()
     assert page.status_code == 200
-    assert (
-        private_token[0].masked_key in html
-        and "10000000000" in html
-        and "quota 10000000000/day" in html
-    )
+    assert private_token[0].masked_key in html
+    assert "10000000000" in html
+    assert "quota 10000000000/day" in html
 
 
 def test_grant_with_reason_writes_a_ledger_row_with_the_admin(
@@ -58,7 +56,8 @@ def test_removing_more_than_the_balance_shows_an_error_and_changes_nothing(
         f"/admin/tokens/token/{token.pk}/adjust/",
         {"amount": "-20000000000", "reason": "x"},
     )
-    assert r.status_code == 200 and "balance negative" in r.content.decode()
+    assert r.status_code == 200
+    assert "balance negative" in r.content.decode()
     assert token.ledger.count() == 1
 
 
@@ -97,7 +96,9 @@ def test_admin_creates_a_token_and_shows_the_key_once(admin_client_):
     message = next(str(m) for m in r.context["messages"])
     key = message.rsplit(" ", 1)[-1]
     token = Token.objects.get(email="mo@example.org")
-    assert token.key_hash and key.startswith("osp_") and token.credit == 3_000_000_000
+    assert token.key_hash
+    assert key.startswith("osp_")
+    assert token.credit == 3_000_000_000
     assert token.ledger.get().created_by == admin_client_.admin
 
 
@@ -115,3 +116,18 @@ def test_projects_of_a_token_are_one_click_away(admin_client_, private_token):
         f"/admin/tokens/token/{private_token[0].pk}/change/"
     ).content.decode()
     assert f"/admin/projects/project/?token__id__exact={private_token[0].pk}" in page
+
+
+def test_staff_without_change_permission_gets_403_at_the_credit_desk(
+    client, private_token
+):
+    staff = get_user_model().objects.create_user(
+        "clerk", "clerk@example.org", "pw-long-enough-1", is_staff=True
+    )
+    client.force_login(staff)
+    token = private_token[0]
+    r = client.post(
+        f"/admin/tokens/token/{token.pk}/adjust/", {"amount": "5", "reason": "x"}
+    )
+    assert r.status_code == 403
+    assert token.ledger.count() == 1

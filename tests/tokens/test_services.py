@@ -4,6 +4,7 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
+from openscan_portal.clock import utc_day
 from openscan_portal.exceptions import ApplicationError
 from tokens import selectors, services
 from tokens.models import CreditLedgerEntry, DailyUsage, SignupGrant, Token
@@ -17,7 +18,8 @@ def test_token_issue_stores_only_the_hash_and_grants_credit_through_the_ledger()
         email="a@example.org", forename="A", surname="B", credit=3 * GB
     )
 
-    assert key.startswith("osp_") and len(key) == 44
+    assert key.startswith("osp_")
+    assert len(key) == 44
     assert token.key_hash == services.key_hash(key)
     assert key not in str(Token.objects.filter(pk=token.pk).values().get())
     assert token.masked_key == f"osp_…{key[-4:]}"
@@ -51,7 +53,7 @@ def test_charge_refund_and_adjust_keep_balance_equal_to_ledger_sum(private_token
         amount=4 * GB,
         reason="p1 failed",
         project_ref="x",
-        charged_on=datetime.date.today(),
+        charged_on=utc_day(),
     )
     services.credit_adjust(token=token, amount=-GB, reason="correction")
     token.refresh_from_db()
@@ -156,7 +158,8 @@ def test_create_token_command_prints_only_the_key(capsys):
     )
     key = capsys.readouterr().out.strip()
     token = selectors.token_get_by_key(key=key)
-    assert token is not None and "\n" not in key
+    assert token is not None
+    assert "\n" not in key
     assert (token.credit, token.limit_photos, token.email) == (
         2 * GB,
         300,
@@ -172,7 +175,8 @@ def test_request_token_mails_a_key_once_and_a_reminder_after(mailoutbox):
         email="NEW@example.org", forename="Nia", surname="New"
     )
 
-    assert token is not None and again is None
+    assert token is not None
+    assert again is None
     assert Token.objects.filter(email__iexact="new@example.org").count() == 1
     key = next(word for word in mailoutbox[0].body.split() if word.startswith("osp_"))
     assert selectors.token_get_by_key(key=key) == token
@@ -204,7 +208,8 @@ def test_sign_up_with_an_address_whose_grant_was_used_gets_no_second_credit(
 
     token, key = services.token_for_verified_user(user=user)
 
-    assert key is not None and token.pk != first.pk
+    assert key is not None
+    assert token.pk != first.pk
     assert token.credit == 0
     assert SignupGrant.objects.get(email="used@example.org").token_id == first.pk
 

@@ -470,9 +470,15 @@ def fake_portal() -> Iterator[FakePortal]:
                     "id": project.id,
                     "name": project.name,
                     "status": "done" if done else status,
-                    "progress": {"percent": 100 if done else 10},
+                    # The portal's shapes: ``overall`` is a 0-1 fraction,
+                    # ``downloads`` a list of named links.
+                    "progress": {"stage": "dense", "overall": 1.0 if done else 0.1},
                     "error": "",
-                    "downloads": {},
+                    "downloads": (
+                        [{"name": "result.zip", "size": 3, "url": "/result.zip"}]
+                        if done
+                        else []
+                    ),
                     "result_url": "/result.zip" if done else "",
                 },
             )

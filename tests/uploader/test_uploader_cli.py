@@ -8,9 +8,14 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from openscan_upload import cli
+from openscan_upload import cli, follow
 from openscan_upload.client import WireClient
-from openscan_upload.state import STATE_FILE_NAME, load_state
+from openscan_upload.state import (
+    STATE_FILE_NAME,
+    ProjectRef,
+    UploadState,
+    load_state,
+)
 
 
 def run(portal, *args: str, token: str | None = None) -> int:
@@ -88,11 +93,14 @@ def test_full_trip_upload_wait_download(fake_portal, photo_set, tmp_path) -> Non
     stem = project.name[:-4]
     assert sorted(p.name for p in out.iterdir()) == [stem, stem + "-result.zip"]
     with zipfile.ZipFile(out / (stem + "-result.zip")) as result:
-        expected = sorted(Path(n).name for n in result.namelist() if not n.endswith("/"))
-    assert expected and sorted(p.name for p in (out / stem).iterdir()) == expected  # unpacked beside the zip
+        expected = sorted(
+            Path(n).name for n in result.namelist() if not n.endswith("/")
+        )
+    assert expected
+    assert sorted(p.name for p in (out / stem).iterdir()) == expected
     state = load_state(folder / STATE_FILE_NAME)
-    assert state["phase"] == "done"
-    assert state["api"] == "wire"
+    assert state.phase == "done"
+    assert state.api == "wire"
     assert fake_portal.token not in (folder / STATE_FILE_NAME).read_text()
     assert not (folder.parent / "work").exists() or not any(
         (folder.parent / "work").iterdir()
@@ -136,8 +144,8 @@ def test_cut_connection_then_rerun_resumes_with_one_project_and_one_charge(
 
     assert first == cli.EXIT_NETWORK
     state = load_state(folder / STATE_FILE_NAME)
-    assert state["phase"] == "created"
-    assert [part["state"] for part in state["parts"]][:2] == ["done", "pending"]
+    assert state.phase == "created"
+    assert [part["state"] for part in state.parts][:2] == ["done", "pending"]
     # when
     fake_portal.drops = []
     posts_before = sum(
@@ -173,7 +181,7 @@ def test_rerun_skips_confirmed_parts(fake_portal, photo_set, monkeypatch) -> Non
     assert upload(fake_portal, folder, "--part-size", "30000") == cli.EXIT_INTERRUPTED
 
     state = load_state(folder / STATE_FILE_NAME)
-    assert [part["state"] for part in state["parts"]][:3] == ["done", "done", "pending"]
+    assert [part["state"] for part in state.parts][:3] == ["done", "done", "pending"]
     monkeypatch.setattr(WireClient, "upload_part", real)
     calls_before = len(fake_portal.calls)
 
@@ -370,7 +378,7 @@ def test_rest_upload_is_preferred_when_offered(
     assert any(call.startswith("PATCH") for call in rest_portal.calls)
     assert zipfile.ZipFile(BytesIO(rest_portal.zip_of(project.name))).testzip() is None
     assert (tmp_path / "model.zip").read_bytes() == rest_portal.result
-    assert load_state(folder / STATE_FILE_NAME)["project"]["id"] == project.id
+    assert load_state(folder / STATE_FILE_NAME).project.id == project.id
 
 
 def test_rest_resume_continues_from_the_server_offset(rest_portal, photo_set) -> None:
@@ -404,3 +412,58 @@ def test_rest_bad_token_exits_4(rest_portal, photo_set) -> None:
 
     assert upload(rest_portal, folder, "--api", "rest", token="nope") == cli.EXIT_AUTH
     assert rest_portal.projects == {}
+
+
+@pytest.mark.parametrize(
+    ("progress", "status", "percent"),
+    [
+        ({"stage": "dense", "overall": 0.42}, "processing", 42),
+        ({"stage": "ingest", "overall": 0.0}, "processing", 0),
+        ({"stage": "dense"}, "processing", None),
+        (None, "done", 100),
+    ],
+)
+def test_percent_reads_overall_as_a_fraction(progress, status, percent) -> None:
+    assert follow._percent(progress, status) == percent
+
+
+class _RestStub:
+    def __init__(self, body: dict) -> None:
+        self.body = body
+
+    def project(self, project_id: str) -> dict:
+        return self.body
+
+
+def test_rest_status_finds_the_zip_in_the_downloads_list() -> None:
+    state = UploadState(
+        server="https://portal", api="rest", project=ProjectRef(name="vase", id="abc")
+    )
+    body = {
+        "status": "done",
+        "progress": {"overall": 1.0},
+        "downloads": [
+            {"name": "model.glb", "size": 9, "url": "https://portal/model.glb"},
+            {"name": "result.zip", "size": 9, "url": "https://portal/result.zip"},
+        ],
+    }
+    info = follow.fetch_status(state, wire=None, rest=_RestStub(body))
+    assert info["download"] == "https://portal/result.zip"
+
+
+def test_rest_create_sends_no_idempotency_key(rest_portal, monkeypatch) -> None:
+    # The portal recognises a retried create by its name; no header it ignores.
+    from openscan_upload.client import RestClient
+    from openscan_upload.retry import RetryPolicy
+
+    sent: list[dict] = []
+    original = RestClient._request
+
+    def spy(self, method, url, what, **kwargs):
+        sent.append(kwargs.get("headers") or {})
+        return original(self, method, url, what, **kwargs)
+
+    monkeypatch.setattr(RestClient, "_request", spy)
+    client = RestClient(rest_portal.url, rest_portal.token, RetryPolicy())
+    client.create_project("vase.zip", photos=4, filesize=10, parts=1)
+    assert [h for h in sent if "Idempotency-Key" in h] == []

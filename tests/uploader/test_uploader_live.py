@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from openscan_upload import cli
+from openscan_upload import cli, session
 from openscan_upload.state import STATE_FILE_NAME, load_state
 
 from projects.models import Project
@@ -170,8 +170,8 @@ def test_full_upload_reaches_the_queue(proxy, token, photo_set) -> None:
     assert (project.photos, project.parts) == (5, 1)
     assert charges(token[0]) == 1
     state = load_state(folder / STATE_FILE_NAME)
-    assert state["phase"] == "started"
-    assert state["project"]["name"] == project.name
+    assert state.phase == "started"
+    assert state.project.name == project.name
     assert token[1] not in (folder / STATE_FILE_NAME).read_text()
 
 
@@ -187,7 +187,7 @@ def test_rest_upload_in_several_parts(proxy, token, photo_set) -> None:
     project = Project.objects.get(token=token[0])
     assert project.parts >= 3
     assert project.status != Project.Status.CREATED
-    assert load_state(folder / STATE_FILE_NAME)["api"] == "rest"
+    assert load_state(folder / STATE_FILE_NAME).api == "rest"
     assert len(proxy.paths("PATCH")) >= project.parts
     assert charges(token[0]) == 1
 
@@ -259,7 +259,7 @@ def test_expired_links_are_renewed(proxy, token, photo_set, monkeypatch) -> None
         traveller.shift(5 * 3600)
         # The uploader must not rely on its own clock: make it trust the stale
         # link so the server's 410 is what triggers the renewal.
-        monkeypatch.setattr(cli, "LINK_MAX_AGE_SECONDS", 10**9)
+        monkeypatch.setattr(session, "LINK_MAX_AGE_SECONDS", 10**9)
         posts_before = len(proxy.paths("POST"))
 
         assert upload(proxy, token[1], folder, "--api", "wire") == cli.EXIT_OK

@@ -22,8 +22,8 @@ from openscan_upload.state import (
 
 
 def test_state_round_trip_without_secrets(tmp_path: Path) -> None:
-    state = new_state(tmp_path, "http://user:pw@portal.example:8000/base/?token=abc")
-    state["server_answers"]["createProject"] = {
+    state = new_state("http://user:pw@portal.example:8000/base/?token=abc")
+    state.server_answers["createProject"] = {
         "credit": 5,
         "token": "abc",
         "nested": [{"password": "x", "ok": 1}],
@@ -38,8 +38,8 @@ def test_state_round_trip_without_secrets(tmp_path: Path) -> None:
     assert "pw" not in text
     assert "password" not in text
     loaded = load_state(path)
-    assert loaded["server"] == "http://portal.example:8000/base"
-    assert loaded["server_answers"]["createProject"] == {
+    assert loaded.server == "http://portal.example:8000/base"
+    assert loaded.server_answers["createProject"] == {
         "credit": 5,
         "nested": [{"ok": 1}],
     }
@@ -47,7 +47,7 @@ def test_state_round_trip_without_secrets(tmp_path: Path) -> None:
 
 def test_state_write_is_atomic_when_interrupted(tmp_path: Path, monkeypatch) -> None:
     path = state_path(tmp_path)
-    state = new_state(tmp_path, "http://s")
+    state = new_state("http://s")
     save_state(path, state)
     before = path.read_bytes()
 
@@ -55,7 +55,7 @@ def test_state_write_is_atomic_when_interrupted(tmp_path: Path, monkeypatch) -> 
         raise KeyboardInterrupt
 
     monkeypatch.setattr(os, "replace", interrupted)
-    state["phase"] = "created"
+    state.phase = "created"
     with pytest.raises(KeyboardInterrupt):
         save_state(path, state)
 
@@ -73,9 +73,9 @@ def test_damaged_state_is_moved_aside(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob(STATE_FILE_NAME + ".broken-*"))) == 1
 
 
-def test_bytes_done_counts_confirmed_parts_and_partial_offsets(tmp_path: Path) -> None:
-    state = new_state(tmp_path, "http://s")
-    state["parts"] = [
+def test_bytes_done_counts_confirmed_parts_and_partial_offsets() -> None:
+    state = new_state("http://s")
+    state.parts = [
         {"size": 10, "state": "done"},
         {"size": 10, "state": "pending", "received": 4},
         {"size": 5, "state": "pending"},

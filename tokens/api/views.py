@@ -26,7 +26,7 @@ class TokenOutputSerializer(serializers.Serializer):
 class LedgerEntryOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = CreditLedgerEntry
-        fields = [
+        fields = (
             "id",
             "created_at",
             "kind",
@@ -34,7 +34,7 @@ class LedgerEntryOutputSerializer(serializers.ModelSerializer):
             "balance_after",
             "reason",
             "project_ref",
-        ]
+        )
 
 
 class TokenDetailApi(APIView):

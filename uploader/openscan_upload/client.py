@@ -155,14 +155,12 @@ class _Http:
         except requests.Timeout as exc:
             raise NetworkError(
                 f"{what}: no answer from {self.server} after {self.policy.attempts} "
-                "attempts "
-                "(timed out)"
+                "attempts (timed out)"
             ) from exc
         except requests.ConnectionError as exc:
             raise NetworkError(
                 f"{what}: cannot reach {self.server} after {self.policy.attempts} "
-                "attempts "
-                "(connection failed)"
+                "attempts (connection failed)"
             ) from exc
 
     def send_range(
@@ -246,8 +244,8 @@ class WireClient(_Http):
         response = self._get("getTokenInfo", "checking the token")
         if response.status_code in (400, 401, 403):
             raise AuthError(
-                f"the token was refused: {error_message(response)} "
-                f"(HTTP {response.status_code})",
+                f"the token was refused: {error_message(response)} (HTTP "
+                f"{response.status_code})",
                 response.status_code,
             )
         raise_for(response, "checking the token")
@@ -278,8 +276,8 @@ class WireClient(_Http):
         if not isinstance(links, list) or len(links) != parts:
             raise ProtocolError(
                 "createProject answered "
-                f"{len(links) if isinstance(links, list) else 'no'} "
-                f"upload links for {parts} parts"
+                f"{len(links) if isinstance(links, list) else 'no'} upload links for "
+                f"{parts} parts"
             )
         return body
 
@@ -427,9 +425,8 @@ class RestClient(_Http):
             "POST",
             "api/v1/projects/",
             "creating the project",
+            # No Idempotency-Key: the portal recognises a retried create by its name.
             json=payload,
-            # Lets a server recognise a retried create after a lost answer.
-            headers={"Idempotency-Key": name},
         )
         body = json_body(response, "creating the project")
         if not body.get("id") or not isinstance(body.get("parts"), list):

@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -69,38 +70,63 @@ def scrub(value: Any) -> Any:
     return value
 
 
-def new_state(directory: Path, server: str) -> dict[str, Any]:
+@dataclass
+class ProjectRef:
+    """The project on the server, as far as this upload knows it."""
+
+    name: str | None = None
+    id: str | None = None  # REST only
+    created_at: str | None = None
+    started_at: str | None = None
+    credit_charged: int | None = None  # wire only
+
+
+@dataclass
+class UploadState:
+    """Everything a rerun needs to resume; ``save_state`` writes it as JSON.
+
+    ``parts`` and ``files`` stay plain dicts: they are written as they are.
+    """
+
+    server: str
+    schema: int = SCHEMA_VERSION
+    tool_version: str = __version__
+    api: str | None = None  # "wire" or "rest" once chosen
+    phase: str = "new"  # one of PHASES
+    project: ProjectRef = field(default_factory=ProjectRef)
+    files: list[dict[str, Any]] = field(default_factory=list)
+    skipped_files: list[str] = field(default_factory=list)
+    zip: dict[str, Any] | None = None
+    parts: list[dict[str, Any]] = field(default_factory=list)
+    server_answers: dict[str, Any] = field(default_factory=dict)
+    updated_at: str = field(default_factory=lambda: now_iso())
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UploadState:
+        """Raises TypeError or ValueError when ``data`` is not a state."""
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION:
+            raise ValueError("unknown schema")
+        fields = {key: value for key, value in data.items() if key != "project"}
+        return cls(**fields, project=ProjectRef(**(data.get("project") or {})))
+
+
+def new_state(server: str) -> UploadState:
     """A fresh state for a folder that has never been uploaded."""
-    return {
-        "schema": SCHEMA_VERSION,
-        "tool_version": __version__,
-        "server": public_server_url(server),
-        "api": None,
-        "phase": "new",
-        "project": {
-            "name": None,
-            "id": None,
-            "created_at": None,
-            "credit_charged": None,
-        },
-        "files": [],
-        "skipped_files": [],
-        "zip": None,
-        "parts": [],
-        "server_answers": {},
-        "updated_at": now_iso(),
-    }
+    return UploadState(server=public_server_url(server))
 
 
-def save_state(path: Path, state: dict[str, Any]) -> None:
+def save_state(path: Path, state: UploadState) -> None:
     """Write the state atomically: a reader sees the old or the new file, whole.
 
     The temporary file lives in the same folder so the final rename never
     crosses file systems (os.replace is only atomic within one).
     """
-    state["updated_at"] = now_iso()
-    state["tool_version"] = __version__
-    payload = json.dumps(scrub(state), indent=2, sort_keys=True) + "\n"
+    state.updated_at = now_iso()
+    state.tool_version = __version__
+    payload = json.dumps(scrub(state.to_dict()), indent=2, sort_keys=True) + "\n"
     fd, tmp_name = tempfile.mkstemp(
         prefix=".openscan-upload.", suffix=".tmp", dir=path.parent
     )
@@ -136,7 +162,7 @@ class StateError(Exception):
     """The state file exists but cannot be used."""
 
 
-def load_state(path: Path) -> dict[str, Any] | None:
+def load_state(path: Path) -> UploadState | None:
     """The saved state, or None when there is none.
 
     A file that is not valid JSON or has an unknown schema is moved aside (kept
@@ -151,10 +177,8 @@ def load_state(path: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     try:
-        state = json.loads(text)
-        if not isinstance(state, dict) or state.get("schema") != SCHEMA_VERSION:
-            raise ValueError("unknown schema")
-    except ValueError:
+        state = UploadState.from_dict(json.loads(text))
+    except (TypeError, ValueError):
         backup = path.with_name(f"{path.name}.broken-{int(time.time())}")
         try:
             os.replace(path, backup)
@@ -166,12 +190,8 @@ def load_state(path: Path) -> dict[str, Any] | None:
     return state
 
 
-def parts_done(state: dict[str, Any]) -> int:
-    return sum(1 for part in state.get("parts", []) if part.get("state") == "done")
-
-
-def bytes_done(state: dict[str, Any]) -> int:
+def bytes_done(state: UploadState) -> int:
     return sum(
         part["size"] if part.get("state") == "done" else int(part.get("received") or 0)
-        for part in state.get("parts", [])
+        for part in state.parts
     )

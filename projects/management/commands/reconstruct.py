@@ -7,7 +7,10 @@ from projects.pipeline.__main__ import main as pipeline_main
 
 
 class Command(BaseCommand):
-    help = "Reconstruct a folder or zip of photos locally: python manage.py reconstruct IMAGES --out OUT_DIR"
+    help = (
+        "Reconstruct a folder or zip of photos locally: python manage.py reconstruct "
+        "IMAGES --out OUT_DIR"
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("input", help="folder of photos or a zip of them")

@@ -45,7 +45,7 @@ class Command(BaseCommand):
             )
         )
 
-        def stop(signum: int, frame: object) -> None:
+        def stop(_signum: int, _frame: object) -> None:
             for child in children:
                 if child.poll() is None:
                     child.send_signal(signal.SIGTERM)

@@ -6,7 +6,10 @@ from projects.services.schedules import schedules_ensure
 
 
 class Command(BaseCommand):
-    help = "Create or update the periodic background tasks (idempotent; run at every start)."
+    help = (
+        "Create or update the periodic background tasks (idempotent; run at every "
+        "start)."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         names = schedules_ensure()

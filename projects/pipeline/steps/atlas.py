@@ -125,7 +125,8 @@ def _shelf_pack(
 def rasterize(
     atlas: Atlas,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
-    """Texels covered by faces: (rows, cols, barycentric weights per texel) and face ids."""
+    """Texels covered by faces: (rows, cols, barycentric
+    weights per texel) and face ids."""
     shift = 4  # sub-pixel bits for cv2's rasteriser
     face_id = np.full((atlas.size, atlas.size), -1, np.int32)
     corners = np.round((atlas.uv_pixels[atlas.faces] - 0.5) * (1 << shift)).astype(

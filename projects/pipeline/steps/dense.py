@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from projects.pipeline.engine import SparseModel
+from projects.pipeline.steps.common import load_photo, robust_diagonal
 from projects.pipeline.steps.sparse import spread_cameras
 
 F32 = NDArray[np.float32]
@@ -75,22 +76,7 @@ class DenseCloud:
 
 def _load_view(model: SparseModel, index: int, image_dir: Path, max_size: int) -> _View:
     cam = model.cameras[index]
-    bgr = cv2.imread(str(image_dir / cam.name), cv2.IMREAD_COLOR)
-    scale = min(1.0, max_size / max(cam.width, cam.height))
-    w, h = round(cam.width * scale), round(cam.height * scale)
-    sx, sy = w / cam.width, h / cam.height
-    small = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
-    K = np.array(
-        [
-            [cam.K[0, 0] * sx, 0, cam.K[0, 2] * sx - 0.5],
-            [0, cam.K[1, 1] * sy, cam.K[1, 2] * sy - 0.5],
-            [0, 0, 1],
-        ]
-    )
-    if (
-        abs(cam.radial) > 1e-6
-    ):  # SIMPLE_RADIAL k1 is OpenCV's k1 on normalised coordinates
-        small = cv2.undistort(small, K, np.array([cam.radial, 0, 0, 0]))
+    small, K = load_photo(cam, image_dir, max_size)
     rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255.0
     return _View(gray, rgb, K, cam.R, cam.t, (0.0, 0.0), [])
@@ -373,7 +359,8 @@ def _consistent_points(
     views: list[_View], i: int, cfg: DenseConfig
 ) -> tuple[NDArray[np.float64], NDArray[np.uint8], NDArray[np.float64]]:
     ref = views[i]
-    assert ref.depth is not None and ref.normal is not None  # noqa: S101  # set by _depth_map
+    assert ref.depth is not None  # noqa: S101  # set by _depth_map
+    assert ref.normal is not None  # noqa: S101
     mask = ref.depth > 0
     pts_cam = _backproject(ref.depth, np.linalg.inv(ref.K))[mask].astype(np.float64)
     world = (pts_cam - ref.t) @ ref.R
@@ -472,7 +459,6 @@ def densify(
     normals = np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, 3))
     if len(points) == 0:
         return DenseCloud(points, colors, normals, len(todo))
-    lo, hi = np.percentile(model.points, [1, 99], axis=0)
-    voxel = float(np.linalg.norm(hi - lo)) / (1.2 * cfg.max_size)
+    voxel = robust_diagonal(model.points) / (1.2 * cfg.max_size)
     points, colors, normals = _voxel_fuse(points, colors, normals, voxel)
     return DenseCloud(points, colors, normals, len(todo))

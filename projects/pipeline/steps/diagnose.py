@@ -56,13 +56,15 @@ def explain_unplaced(
         reasons = []
         if sharp < 0.35 * median_sharp:
             reasons.append(
-                f"it is blurred (sharpness {sharp / median_sharp:.0%} of the set's median)"
+                f"it is blurred (sharpness {sharp / median_sharp:.0%} of the set's "
+                "median)"
             )
         if bright < 0.45 * median_bright or bright < 35:
             reasons.append(f"it is dark (brightness {bright:.0f} of 255)")
         if kp < 0.3 * median_kp:
             reasons.append(
-                f"only {kp} points of detail were found (the set's median is {median_kp:.0f})"
+                f"only {kp} points of detail were found (the set's median is "
+                f"{median_kp:.0f})"
             )
         count, other = best.get(name, (0, ""))
         if name in separate:
@@ -78,7 +80,8 @@ def explain_unplaced(
         elif count < MIN_INLIERS * 2:
             partner = f" (best: {other})" if other else ""
             reasons.append(
-                f"it shares only {count} matching points with any other photo{partner}: "
+                f"it shares only {count} matching points with any other "
+                f"photo{partner}: "
                 "too little overlap with its neighbours"
             )
         elif not reasons:

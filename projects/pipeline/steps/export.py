@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import shutil
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import cv2
@@ -17,20 +19,14 @@ from PIL import Image
 
 from projects.pipeline.engine import SparseModel
 from projects.pipeline.steps.texture import TexturedMesh
-from projects.pipeline.types import ReconstructionOutputs
-
-TEXTURE_NAME = "texture.jpg"
-ARCHIVE_MEMBERS = (
-    "model.glb",
-    "model_preview.glb",
-    "model.obj",
-    "model.mtl",
+from projects.pipeline.types import (
+    ARCHIVE_NAME,
+    RESULT_FILES,
     TEXTURE_NAME,
-    "points.ply",
-    "cameras.json",
-    "report.json",
-    "thumbnail.png",
+    ReconstructionOutputs,
 )
+
+ARCHIVE_MEMBERS = tuple(f.name for f in RESULT_FILES if f.in_archive)
 
 
 def _trimesh(mesh: TexturedMesh) -> trimesh.Trimesh:
@@ -56,7 +52,8 @@ def write_obj(mesh: TexturedMesh, out_dir: Path) -> None:
     lines += [f"f {a}/{a} {b}/{b} {c}/{c}" for a, b, c in mesh.faces + 1]
     (out_dir / "model.obj").write_text("\n".join(lines) + "\n")
     (out_dir / "model.mtl").write_text(
-        f"newmtl textured\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\nmap_Kd {TEXTURE_NAME}\n"
+        "newmtl textured\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\nmap_Kd "
+        f"{TEXTURE_NAME}\n"
     )
 
 
@@ -69,7 +66,10 @@ def write_points(
     trimesh.PointCloud(points, colors=rgba).export(path)
 
 
-def cameras_document(model: SparseModel) -> dict[str, Any]:
+def cameras_document(
+    model: SparseModel, sources: Mapping[str, str] = MappingProxyType({})
+) -> dict[str, Any]:
+    """``name`` is the stored photo, ``source`` its name in the user's upload."""
     cams = []
     for cam in model.cameras:
         # glTF cameras look down -Z with +Y up; COLMAP's look down +Z with +Y down.
@@ -79,6 +79,7 @@ def cameras_document(model: SparseModel) -> dict[str, Any]:
         cams.append(
             {
                 "name": cam.name,
+                "source": sources.get(cam.name, cam.name),
                 "centre": cam.centre.round(6).tolist(),
                 "rotation": cam.R.round(8).tolist(),
                 "translation": cam.t.round(6).tolist(),
@@ -95,8 +96,10 @@ def cameras_document(model: SparseModel) -> dict[str, Any]:
             }
         )
     return {
-        "frame": "same as model.glb: +Y up, object centred at the origin, arbitrary scale",
-        "convention": "rotation/translation map world to camera (x right, y down, z forward)",
+        "frame": "same as model.glb: +Y up, object centred at the origin, arbitrary "
+        "scale",
+        "convention": "rotation/translation map world to camera (x right, y down, z "
+        "forward)",
         "cameras": cams,
     }
 
@@ -120,7 +123,7 @@ def write_thumbnail(
 
 
 def write_archive(out_dir: Path) -> Path:
-    archive = out_dir / "result.zip"
+    archive = out_dir / ARCHIVE_NAME
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name in ARCHIVE_MEMBERS:
             if (out_dir / name).exists():
@@ -137,6 +140,7 @@ def export_all(
     colors: NDArray[np.float64],
     model: SparseModel,
     image_dir: Path,
+    sources: Mapping[str, str] = MappingProxyType({}),
 ) -> ReconstructionOutputs:
     """Write every output except report.json (written last by the caller)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -148,7 +152,9 @@ def export_all(
     Image.fromarray(mesh.texture).save(out_dir / TEXTURE_NAME, quality=92)
     write_obj(mesh, out_dir)
     write_points(points, colors, out_dir / "points.ply")
-    (out_dir / "cameras.json").write_text(json.dumps(cameras_document(model), indent=1))
+    (out_dir / "cameras.json").write_text(
+        json.dumps(cameras_document(model, sources), indent=1)
+    )
     write_thumbnail(model, image_dir, out_dir / "thumbnail.png")
     return ReconstructionOutputs(
         glb=out_dir / "model.glb",
@@ -160,5 +166,5 @@ def export_all(
         cameras=out_dir / "cameras.json",
         report=out_dir / "report.json",
         thumbnail=out_dir / "thumbnail.png",
-        archive=out_dir / "result.zip",
+        archive=out_dir / ARCHIVE_NAME,
     )

@@ -63,7 +63,8 @@ class MatchSummary:
 
 
 def _capture_orders(ingested: IngestResult) -> list[list[int]]:
-    """Capture-order priors: file-name order, and EXIF time order when every photo has one."""
+    """Capture-order priors: file-name order, and EXIF time order when every photo has
+    one."""
     orders = [list(range(len(ingested.images)))]
     stamps = [im.captured_at for im in ingested.images]
     if all(stamps) and len(set(stamps)) == len(stamps):

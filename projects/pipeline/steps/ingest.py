@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import shutil
@@ -12,7 +13,13 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from projects.pipeline.types import IMAGE_SUFFIXES, PipelineError, UnusableImage
+from projects.pipeline.types import (
+    IMAGE_SUFFIXES,
+    JPEG_SUFFIXES,
+    ErrorCode,
+    PipelineError,
+    UnusableImage,
+)
 
 MIN_SIDE = 200
 MAX_ZIP_BYTES = 8 * 1024**3  # uncompressed; guards against zip bombs
@@ -34,7 +41,8 @@ SENSOR_WIDTHS_MM: tuple[tuple[str, float], ...] = (
     (r"canon.*eos.*(5d|6d|1d|r5|r6|r3|r8|r\b|rp)", 36.0),  # Canon full frame
     (r"canon.*eos", 22.3),  # Canon APS-C
     (
-        r"nikon.*d(3|4|5|6|7|8)\d\b|nikon.*d(700|750|780|800|810|850)|nikon z ?(5|6|7|8|9)",
+        r"nikon.*d(3|4|5|6|7|8)\d\b|nikon.*d(700|750|780|800|810|850)|nikon z "
+        r"?(5|6|7|8|9)",
         35.9,
     ),
     (r"nikon.*(d\d{3,4}|z ?(50|30|fc))", 23.5),  # Nikon DX
@@ -54,6 +62,7 @@ class IngestedImage:
     focal_source: str  # "exif_35mm", "exif_sensor", "sensor_table" or "default"
     camera_key: str  # photos sharing it share one intrinsics block
     captured_at: str = ""  # EXIF DateTimeOriginal + sub-seconds, "" when absent
+    source: str = ""  # the name in the user's folder or zip; ``name`` is ours
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +83,22 @@ def _safe_name(name: str) -> str:
 
 def collect_input(input_path: Path, extract_dir: Path) -> tuple[Path, ...]:
     """Photo paths from a directory (sorted, non-recursive) or a zip (flattened)."""
+    return tuple(path for path, _ in collect_named_input(input_path, extract_dir))
+
+
+def collect_named_input(
+    input_path: Path, extract_dir: Path
+) -> tuple[tuple[Path, str], ...]:
+    """(path, name in the user's folder or zip) per photo, as ``collect_input``.
+
+    The name is the zip member's full path, so the portal can find the photo in
+    the archive again after extraction renamed it.
+    """
     if input_path.is_dir():
         return tuple(
-            sorted(
-                p
-                for p in input_path.iterdir()
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
+            (p, p.name)
+            for p in sorted(input_path.iterdir())
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
         )
     if not zipfile.is_zipfile(input_path):
         raise PipelineError(
@@ -88,7 +106,7 @@ def collect_input(input_path: Path, extract_dir: Path) -> tuple[Path, ...]:
             f"{input_path.name} is neither a folder nor a zip file of photos.",
         )
     extract_dir.mkdir(parents=True, exist_ok=True)
-    out: list[Path] = []
+    out: list[tuple[Path, str]] = []
     seen: set[str] = set()
     with zipfile.ZipFile(input_path) as archive:
         members = [
@@ -100,7 +118,8 @@ def collect_input(input_path: Path, extract_dir: Path) -> tuple[Path, ...]:
         ]
         if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
             raise PipelineError(
-                "no_images", "The zip file unpacks to more than 8 GB of photos."
+                ErrorCode.ARCHIVE_TOO_LARGE,
+                "The zip file unpacks to more than 8 GB of photos.",
             )
         for member in sorted(members, key=lambda m: m.filename):
             name = _safe_name(member.filename)
@@ -110,7 +129,7 @@ def collect_input(input_path: Path, extract_dir: Path) -> tuple[Path, ...]:
             target = extract_dir / name
             with archive.open(member) as src, target.open("wb") as dst:
                 shutil.copyfileobj(src, dst)
-            out.append(target)
+            out.append((target, member.filename))
     return tuple(out)
 
 
@@ -156,7 +175,7 @@ def _ingest_one(
     target = target_dir / name
     if (
         orientation in (1, None)
-        and path.suffix.lower() in (".jpg", ".jpeg")
+        and path.suffix.lower() in JPEG_SUFFIXES
         and raw.mode == "RGB"
     ):
         shutil.copyfile(path, target)  # already upright: avoid a lossy re-encode
@@ -173,14 +192,23 @@ def _ingest_one(
 
 
 def ingest(
-    paths: tuple[Path, ...], workdir: Path, *, max_pixels: int, max_images: int
+    paths: tuple[Path, ...],
+    workdir: Path,
+    *,
+    max_pixels: int,
+    max_images: int,
+    sources: tuple[str, ...] = (),
 ) -> IngestResult:
-    """Check every photo and write upright copies into ``workdir/images``."""
+    """Check every photo and write upright copies into ``workdir/images``.
+
+    ``sources`` are the photos' names in the user's upload, in ``paths`` order
+    (default: the files' own names); each ingested image keeps its own.
+    """
     if not paths:
         raise PipelineError("no_images", "No photos were found in the upload.")
     if len(paths) > max_images:
         raise PipelineError(
-            "no_images",
+            ErrorCode.TOO_MANY_IMAGES,
             f"{len(paths)} photos is more than this service takes ({max_images}).",
         )
     image_dir = workdir / "images"
@@ -190,17 +218,19 @@ def ingest(
     good: list[IngestedImage] = []
     bad: list[UnusableImage] = []
     used: set[str] = set()
-    for path in paths:
+    for index, path in enumerate(paths):
+        source = sources[index] if index < len(sources) else path.name
         stem = _safe_name(path.stem)
         name = (
             f"{stem}.jpg"
-            if path.suffix.lower() not in (".jpg", ".jpeg")
+            if path.suffix.lower() not in JPEG_SUFFIXES
             else _safe_name(path.name)
         )
         while name.lower() in used:
             name = f"{len(used)}_{name}"
         try:
-            good.append(_ingest_one(path, image_dir, name, max_pixels))
+            image = _ingest_one(path, image_dir, name, max_pixels)
+            good.append(dataclasses.replace(image, source=source))
             used.add(name.lower())
         except (
             UnidentifiedImageError,
@@ -220,6 +250,7 @@ def ingest(
     if len(good) < 3:
         raise PipelineError(
             "no_images",
-            f"Only {len(good)} readable photos; at least 3 overlapping photos are needed.",
+            f"Only {len(good)} readable photos; at least 3 overlapping photos are "
+            "needed.",
         )
     return IngestResult(image_dir, tuple(good), tuple(bad))

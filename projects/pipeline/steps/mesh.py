@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from projects.pipeline import engine
+from projects.pipeline.steps.common import robust_diagonal
 from projects.pipeline.types import PipelineError
 
 Float = NDArray[np.float64]
@@ -36,11 +37,6 @@ class ObjectCloud:
 class Mesh:
     vertices: Float
     faces: NDArray[np.int64]
-
-
-def _diagonal(points: Float) -> float:
-    lo, hi = np.percentile(points, [1, 99], axis=0)
-    return float(np.linalg.norm(hi - lo))
 
 
 def _largest_component(points: Float, cell: float) -> NDArray[np.bool_]:
@@ -74,7 +70,7 @@ def isolate_object(
     points: Float, colors: Float, normals: Float, camera_centres: Float
 ) -> ObjectCloud:
     """Remove the turntable plane, what lies below it, and detached background."""
-    diag = _diagonal(points)
+    diag = robust_diagonal(points)
     removed = False
     if len(points) > 500:
         # The plane from 100k random points is the plane from all of them,
@@ -99,7 +95,7 @@ def isolate_object(
             keep = points[:, 1] > height + _plate_thickness(points[:, 1] - height, diag)
             points, colors, normals = points[keep], colors[keep], normals[keep]
             removed = True
-    keep = _largest_component(points, cell=_diagonal(points) / 60)
+    keep = _largest_component(points, cell=robust_diagonal(points) / 60)
     points, colors, normals = points[keep], colors[keep], normals[keep]
     if len(points) > 50:
         idx = engine.statistical_inliers(points, neighbours=20, std_ratio=2.5)

@@ -85,8 +85,9 @@ def moving_features(
     """Per photo, which keypoints are not part of a still backdrop.
 
     A keypoint whose position (to ``cell`` pixels) holds a keypoint in at least
-    a quarter of the photos (one ring of a tilting rig) sits on something that never moved relative to the
-    camera: a rig's backdrop, a watermark, dust on the lens. Left in, it makes
+    a quarter of the photos (one ring of a tilting rig) sits on something that
+    never moved relative to the camera: a rig's backdrop, a watermark, dust on
+    the lens. Left in, it makes
     every photo look like every other; on a moving camera such cells are
     occupied by chance in a few percent of the photos at most.
     """

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from projects.pipeline import engine
 from projects.pipeline.engine import SparseModel
 from projects.pipeline.steps.atlas import build_atlas, rasterize
+from projects.pipeline.steps.common import load_photo
 from projects.pipeline.steps.mesh import Mesh
 from projects.pipeline.steps.sparse import spread_cameras
 
@@ -69,21 +70,7 @@ def _exposure_gains(
 def _load(
     model: SparseModel, index: int, image_dir: Path, max_size: int
 ) -> tuple[NDArray[np.uint8], NDArray[np.float64]]:
-    cam = model.cameras[index]
-    bgr = cv2.imread(str(image_dir / cam.name), cv2.IMREAD_COLOR)
-    scale = min(1.0, max_size / max(cam.width, cam.height))
-    w, h = round(cam.width * scale), round(cam.height * scale)
-    sx, sy = w / cam.width, h / cam.height
-    small = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA) if scale < 1 else bgr
-    K = np.array(
-        [
-            [cam.K[0, 0] * sx, 0, cam.K[0, 2] * sx - 0.5],
-            [0, cam.K[1, 1] * sy, cam.K[1, 2] * sy - 0.5],
-            [0, 0, 1],
-        ]
-    )
-    if abs(cam.radial) > 1e-6:
-        small = cv2.undistort(small, K, np.array([cam.radial, 0, 0, 0]))
+    small, K = load_photo(model.cameras[index], image_dir, max_size)
     return cv2.cvtColor(small, cv2.COLOR_BGR2RGB), K
 
 
@@ -107,7 +94,8 @@ def _fill_gutters(
 def _sample(
     image: NDArray[np.uint8], u: NDArray[np.float32], v: NDArray[np.float32]
 ) -> NDArray[np.float32]:
-    """Bilinear colours at (u, v); cv2.remap wants maps under 32767 rows, so fold them."""
+    """Bilinear colours at (u, v); cv2.remap wants maps under 32767 rows, so fold
+    them."""
     n = len(u)
     width = 1024
     rows = -(-n // width)
