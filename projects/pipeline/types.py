@@ -86,10 +86,10 @@ class ErrorCode(enum.StrEnum):
     )
     TOO_FEW_REGISTERED = (
         "too_few_registered",
-        "Too few photos could be placed relative to each other. Shoot with more "
-        "overlap (a photo every 10° or less), keep the object sharp and well lit, "
-        "put it on a textured surface or add markers, and avoid a plain, shiny or "
-        "transparent object.",
+        "The message above names the photos that could not be placed and why, "
+        "photo by photo. Re-shoot those views as it says (sharper, brighter, or "
+        "closer to their neighbours), add them to the set, then reset and upload "
+        "it again.",
     )
     ENGINE_ERROR = (
         "engine_error",
