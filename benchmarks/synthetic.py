@@ -360,37 +360,14 @@ class _Body:
 
 
 def _body(spec: TurntableSpec, index: int) -> _Body:
+    model, width, height, fov = "Synthetic Mini", spec.width, spec.height, spec.fov_deg
     if spec.camera == "dslr":
-        return _Body(
-            "Canon EOS 450D",
-            spec.width,
-            spec.height,
-            spec.fov_deg,
-            spec.supersample,
-            spec.backdrop,
-            spec.seed,
-        )
-    if spec.mixed_cameras and index % 2:
+        model = "Canon EOS 450D"
+    elif spec.mixed_cameras and index % 2:
         # A second camera: other sensor size, aspect and a longer lens.
-        width = spec.width * 5 // 4 // 8 * 8
-        return _Body(
-            "Synthetic DSLR",
-            width,
-            width * 2 // 3,
-            spec.fov_deg * 0.8,
-            spec.supersample,
-            spec.backdrop,
-            spec.seed,
-        )
-    return _Body(
-        "Synthetic Mini",
-        spec.width,
-        spec.height,
-        spec.fov_deg,
-        spec.supersample,
-        spec.backdrop,
-        spec.seed,
-    )
+        model, width = "Synthetic DSLR", spec.width * 5 // 4 // 8 * 8
+        height, fov = width * 2 // 3, spec.fov_deg * 0.8
+    return _Body(model, width, height, fov, spec.supersample, spec.backdrop, spec.seed)
 
 
 def _spec_dict(spec: TurntableSpec) -> dict:
