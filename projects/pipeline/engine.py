@@ -168,42 +168,18 @@ def _verification() -> pycolmap.TwoViewGeometryOptions:
     return verification
 
 
-def match_features(
-    *,
-    database: Path,
-    method: str,
-    pairs_file: Path | None,
-    overlap: int,
-    threads: int | None,
-) -> int:
-    """Match and verify image pairs; return the number of verified pairs."""
+def match_pairs(*, database: Path, pairs_file: Path, threads: int | None) -> None:
+    """Match and verify the photo pairs listed in ``pairs_file`` (names per line)."""
     matching = pycolmap.FeatureMatchingOptions()
     matching.num_threads = _threads(threads)
-    verification = _verification()
-    if method == "exhaustive":
-        pycolmap.match_exhaustive(
-            database, matching_options=matching, verification_options=verification
-        )
-    elif method == "pairs" and pairs_file is not None:
-        pairing = pycolmap.ImportedPairingOptions()
-        pairing.match_list_path = str(pairs_file)
-        pycolmap.match_image_pairs(
-            database,
-            matching_options=matching,
-            pairing_options=pairing,
-            verification_options=verification,
-        )
-    else:
-        pairing_seq = pycolmap.SequentialPairingOptions()
-        pairing_seq.overlap = overlap
-        pairing_seq.quadratic_overlap = True
-        pycolmap.match_sequential(
-            database,
-            matching_options=matching,
-            pairing_options=pairing_seq,
-            verification_options=verification,
-        )
-    return sum(1 for n in verified_inliers(database).values() if n >= 15)
+    pairing = pycolmap.ImportedPairingOptions()
+    pairing.match_list_path = str(pairs_file)
+    pycolmap.match_image_pairs(
+        database,
+        matching_options=matching,
+        pairing_options=pairing,
+        verification_options=_verification(),
+    )
 
 
 def verified_inliers(database: Path) -> dict[tuple[str, str], int]:

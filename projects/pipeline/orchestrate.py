@@ -165,7 +165,7 @@ def _reconstruct(request: ReconstructionRequest, run: _Run) -> ReconstructionRes
         run.report(
             1.0, registered=len(model.cameras), images=total, points=len(model.points)
         )
-    matched = matcher.summary(matched.reason)
+    matched = matcher.summary()  # pairs added by the rescue pass count too
     if outcome.unplaced:
         warnings.append(
             f"{len(outcome.unplaced)} of {total} photos could not be placed and were "

@@ -14,6 +14,7 @@ from projects.models import Project
 from projects.services import jobs
 from tests.images import jpeg_bytes, zip_bytes
 from tests.projects.conftest import queue_project
+from tests.workers import worker_thread
 from tokens.models import CreditLedgerEntry
 
 pytestmark = [pytest.mark.engine, pytest.mark.django_db(transaction=True)]
@@ -163,28 +164,14 @@ def test_openscan_upload_full_trip_against_the_live_portal(
 ):
     """The real CLI: validate, tag, upload, wait for the real
     engine, download and unpack."""
-    import threading
 
-    from django.db import connections
     from openscan_upload import cli
 
     folder = tmp_path / "scan"
     folder.mkdir()
     with zipfile.ZipFile(io.BytesIO(turntable_zip)) as zf:
         zf.extractall(folder)
-    stop = threading.Event()
-
-    def worker() -> None:  # stands in for the qcluster: processes whatever gets queued
-        try:
-            while not stop.is_set():
-                if jobs.job_run_next() is None:
-                    stop.wait(0.5)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=worker)
-    thread.start()
-    try:
+    with worker_thread(join_timeout=120):
         code = cli.main(
             [
                 "upload",
@@ -201,9 +188,6 @@ def test_openscan_upload_full_trip_against_the_live_portal(
                 "--quiet",
             ]
         )
-    finally:
-        stop.set()
-        thread.join(120)
     assert code == 0
     (project,) = Project.objects.all()
     assert project.status == "done"

@@ -6,19 +6,18 @@ download, against gunicorn (gunicorn.conf.py) on PostgreSQL, with the real
 engine in a worker thread standing in for the qcluster.
 """
 
+import contextlib
 import io
-import threading
 import time
 import zipfile
 
 import pytest
 import requests
-from django.db import connections
 
 from projects.models import Project
-from projects.services import jobs
 from tests.images import split
 from tests.projects.gunicorn_live import start_gunicorn
+from tests.workers import worker_thread
 
 pytestmark = [
     pytest.mark.engine,
@@ -38,19 +37,7 @@ def test_chunked_client_trip_create_upload_start_poll_download(
     part_size = len(turntable_zip) // 3 + 1
     server = start_gunicorn(tmp_path, OPENSCAN_PART_MAX_BYTES=str(part_size))
     live = next(server)
-    stop = threading.Event()
-
-    def worker() -> None:  # Stands in for the qcluster.
-        try:
-            while not stop.is_set():
-                if jobs.job_run_next() is None:
-                    stop.wait(0.5)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=worker)
-    thread.start()
-    try:
+    with contextlib.closing(server), worker_thread(join_timeout=900):
         key, name = private_token[1], "1706700000000-turntable.zip"
         parts = split(turntable_zip, part_size)
         status, created = live.get(
@@ -90,7 +77,3 @@ def test_chunked_client_trip_create_upload_start_poll_download(
         assert {"model.glb", "model.obj", "cameras.json"} <= names
         assert Project.objects.get(name=name).image_count == 24
         assert "started" in seen or "processing started" in seen
-    finally:
-        stop.set()
-        thread.join(900)
-        server.close()

@@ -34,7 +34,7 @@ def _small(path: Path, size: tuple[int, int] | None) -> NDArray[np.float32]:
 
 
 def still_masks(
-    image_dir: Path, names: Sequence[str], mask_dir: Path
+    image_dir: Path, photos: Sequence[tuple[str, int, int]], mask_dir: Path
 ) -> dict[str, float]:
     """Write COLMAP masks (white = use) for photos with a still backdrop.
 
@@ -42,9 +42,8 @@ def still_masks(
     still region get no mask file (COLMAP then uses the whole photo).
     """
     by_size: dict[tuple[int, int], list[str]] = {}
-    for name in names:
-        with Image.open(image_dir / name) as image:
-            by_size.setdefault(image.size, []).append(name)
+    for name, width, height in photos:  # sizes as ingest found them, upright
+        by_size.setdefault((width, height), []).append(name)
     masked: dict[str, float] = {}
     for (width, height), group in sorted(by_size.items()):
         if len(group) < PEERS // 2 + 2:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from projects.pipeline import engine
 from projects.pipeline.presets import PresetConfig
-from projects.pipeline.steps import backdrop, pairs
+from projects.pipeline.steps import backdrop, diagnose, pairs
 from projects.pipeline.steps.ingest import IngestResult
 
 
@@ -23,7 +23,9 @@ def extract(
         database.unlink()
     mask_dir = database.parent / "masks"
     masked = backdrop.still_masks(
-        ingested.image_dir, [im.name for im in ingested.images], mask_dir
+        ingested.image_dir,
+        [(im.name, im.width, im.height) for im in ingested.images],
+        mask_dir,
     )
     by_key = sorted(ingested.images, key=lambda im: im.camera_key)
     for _, group_iter in groupby(by_key, key=lambda im: im.camera_key):
@@ -97,7 +99,7 @@ class Matcher:
 
     def match_planned(self) -> MatchSummary:
         self._match(list(self.plan.pairs), "pairs.txt")
-        return self.summary(self.plan.reason)
+        return self.summary()
 
     def rescue(self, unplaced: list[str], budget: int) -> int:
         """Match unplaced photos with their next-best candidates; return pairs added."""
@@ -110,13 +112,13 @@ class Matcher:
             self.strategy = f"{self.plan.strategy}+rescue"
         return len(extra)
 
-    def summary(self, reason: str) -> MatchSummary:
+    def summary(self) -> MatchSummary:
         verified = engine.verified_inliers(self.database)
         return MatchSummary(
             self.strategy,
-            reason,
+            self.plan.reason,
             len(self.done),
-            sum(1 for n in verified.values() if n >= 15),
+            sum(1 for n in verified.values() if n >= diagnose.MIN_INLIERS),
         )
 
     def _match(self, chosen: list[pairs.Pair], file_name: str) -> None:
@@ -124,10 +126,6 @@ class Matcher:
         pairs_file.write_text(
             "".join(f"{self.names[a]} {self.names[b]}\n" for a, b in chosen)
         )
-        engine.match_features(
-            database=self.database,
-            method="pairs",
-            pairs_file=pairs_file,
-            overlap=0,
-            threads=self.threads,
+        engine.match_pairs(
+            database=self.database, pairs_file=pairs_file, threads=self.threads
         )
