@@ -88,3 +88,61 @@ def photo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, data in photo_set_for_upload(root / "render").items():
         (folder / name).write_bytes(data)
     return folder
+
+
+@pytest.fixture(scope="session")
+def engine_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The real engine run once per session on the 24-photo set.
+
+    Returns ``{"photos": {name: bytes}, "out_dir": Path, "result": ReconstructionResult}``
+    so that tests about finished projects share one reconstruction.
+    """
+    from projects.pipeline.orchestrate import reconstruct
+    from projects.pipeline.types import ReconstructionRequest
+    from tests.e2e.processing import photo_set_for_upload
+
+    root = tmp_path_factory.mktemp("engine")
+    photos = photo_set_for_upload(root / "render")
+    folder = root / "photos"
+    folder.mkdir()
+    for name, data in photos.items():
+        (folder / name).write_bytes(data)
+    request = ReconstructionRequest.from_input_path(
+        folder, out_dir=root / "out", workdir=root / "work"
+    )
+    return {"photos": photos, "out_dir": root / "out", "result": reconstruct(request)}
+
+
+@pytest.fixture
+def make_done_project(engine_run: dict[str, object]):
+    """Make a finished project from the session's engine run, stored as a worker
+    leaves it (input zip kept, outputs saved, stats in progress).
+
+    Call ``make_done_project(token, name="vase")``.
+    """
+    from tests.e2e.processing import done_project_from_run
+
+    def make(token, *, name: str = "vase"):
+        return done_project_from_run(token, engine_run, name=name)
+
+    return make
+
+
+@pytest.fixture
+def person(db: None):
+    """A verified person with a private token: ``(user, token)``."""
+    from allauth.account.models import EmailAddress
+    from django.contrib.auth import get_user_model
+
+    from tokens.services import token_issue
+
+    count = get_user_model().objects.count() + 1
+    email = f"browser{count}@example.org"
+    user = get_user_model().objects.create_user(
+        username=f"browser{count}", email=email, password="turntable-Vase-2041"
+    )
+    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    token, _key = token_issue(
+        user=user, email=email, forename="Ada", surname="Browser", credit=10**10
+    )
+    return user, token

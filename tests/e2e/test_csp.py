@@ -21,7 +21,7 @@ from PIL import Image
 
 from projects.models import Project
 from tests.e2e.conftest import DESKTOP
-from tests.e2e.test_portal_browser import canvas_variance
+from tests.e2e.pages import canvas_variance
 from tokens.services import token_issue
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

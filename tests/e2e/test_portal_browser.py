@@ -16,6 +16,7 @@ from django.core import mail
 from PIL import Image
 
 from tests.e2e.conftest import DESKTOP, PHONE
+from tests.e2e.pages import canvas_variance, shot, wait_until
 from tests.e2e.processing import (
     process_queued_projects,
 )
@@ -24,28 +25,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "turntable-Vase-2041"
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-
-
-def wait_until(page, expression: str, timeout_ms: int = 30_000) -> None:
-    """Poll ``expression`` until it is true.
-
-    ``page.wait_for_function`` evaluates a string predicate with eval, which the
-    portal's CSP (script-src 'self') refuses; ``page.evaluate`` is not affected.
-    """
-    for _ in range(timeout_ms // 100):
-        if page.evaluate(f"() => Boolean({expression})"):
-            return
-        page.wait_for_timeout(100)
-    raise AssertionError(f"still false after {timeout_ms} ms: {expression}")
-
-
-def shot(page, artifacts: Path, name: str, **kwargs) -> Path:
-    path = artifacts / f"{name}.png"
-    page.evaluate(
-        "window.scrollTo(0, 0)"
-    )  # a sticky header is drawn where the page was scrolled
-    page.screenshot(path=str(path), full_page=kwargs.pop("full_page", True), **kwargs)
-    return path
 
 
 def sign_up_and_verify(
@@ -87,18 +66,6 @@ def sign_up_and_verify(
     key = page.locator("#token-key").inner_text().strip()
     assert re.fullmatch(r"osp_[A-Za-z0-9]{40}", key)
     return key
-
-
-def canvas_variance(page, selector: str = "#viewer-stage canvas") -> float:
-    """Standard deviation of the canvas pixels' luminance: 0 for a blank canvas."""
-    png = page.locator(selector).screenshot()
-    image = Image.open(io.BytesIO(png)).convert("L")
-    pixels = list(
-        image.get_flattened_data()
-        if hasattr(image, "get_flattened_data")
-        else image.getdata()
-    )
-    return statistics.pstdev(pixels)
 
 
 @pytest.mark.timeout(1500)  # the real engine reconstructs the set inside this test
