@@ -329,3 +329,23 @@ def test_share_page_carries_open_graph_and_twitter_meta(
     assert fetched.status_code == 200
     assert fetched["Content-Type"] == "image/png"
     assert b"".join(fetched.streaming_content) == png
+
+
+def test_password_change_page_changes_the_password(make_person) -> None:
+    person, token = make_person()
+    page = person.get(reverse("account_change_password")).content.decode()
+    assert page.count("Forgot the current one?") == 1
+    response = person.post(
+        reverse("account_change_password"),
+        {
+            "oldpassword": PASSWORD,
+            "password1": "new-Turntable-2042",
+            "password2": "new-Turntable-2042",
+        },
+    )
+    assert response.status_code == 302
+    assert (
+        get_user_model()
+        .objects.get(email=token.email)
+        .check_password("new-Turntable-2042")
+    )
