@@ -1,4 +1,4 @@
-"""A finished project's page in the browser: the fixtures other browser tests build on."""
+"""A finished project's page in the browser, on the fixtures other tests build on."""
 
 from pathlib import Path
 
