@@ -56,6 +56,10 @@ class Project(TimeStampedModel):
     share_key = models.CharField(max_length=64, blank=True, db_index=True)
     # Whether the share link also opens the original photos (the owner chooses).
     share_photos = models.BooleanField(default=False)
+    # Scheme and host the project was created or queued through ("https://host:port"):
+    # the base of links in its e-mails when OPENSCAN_PUBLIC_URL is empty, since the
+    # worker that sends them has no request.
+    site_url = models.CharField(max_length=200, blank=True, editable=False)
     notified_at = models.DateTimeField(null=True, blank=True)
     notify_count = models.PositiveSmallIntegerField(default=0)
     attempts = models.PositiveSmallIntegerField(default=0)

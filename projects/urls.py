@@ -11,6 +11,11 @@ urlpatterns = [
     path("projects/<uuid:project_id>/", views.project_detail, name="detail"),
     path("projects/<uuid:project_id>/share/", views.project_share, name="share"),
     path(
+        "projects/<uuid:project_id>/reprocess/",
+        views.project_reprocess,
+        name="reprocess",
+    ),
+    path(
         "projects/<uuid:project_id>/<str:action>/",
         views.project_action,
         name="action",

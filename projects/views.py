@@ -19,9 +19,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from openscan_portal.exceptions import ApplicationError
-from openscan_portal.public_url import public_url
+from openscan_portal.public_url import public_url, site_base
 from projects import portal, selectors, services
-from projects.forms import ShareForm
+from projects.forms import ReprocessForm, ShareForm
 from projects.models import Project
 from tokens.models import Token
 from tokens.selectors import token_credit_available, token_for_user
@@ -196,8 +196,23 @@ def project_detail(request: HttpRequest, project_id: uuid.UUID) -> HttpResponse:
             "warnings": project.progress.get("warnings", [])
             if isinstance(project.progress, dict)
             else [],
+            # The stored photos can be processed again: the service has the final say.
+            "can_reprocess": bool(project.input_path)
+            and project.status in services.REPROCESSABLE,
+            "presets": [
+                (value, label, PRESET_NOTES[value])
+                for value, label in Project.Preset.choices
+            ],
         },
     )
+
+
+# What each preset trades, shown beside the choice on the "Process again" form.
+PRESET_NOTES = {
+    Project.Preset.FAST: "quickest; a coarser model",
+    Project.Preset.BALANCED: "dense depth maps; the best trade-off",
+    Project.Preset.QUALITY: "finer detail; takes longest",
+}
 
 
 _ACTIONS = {
@@ -259,6 +274,31 @@ def project_share(request: HttpRequest, project_id: uuid.UUID) -> HttpResponse:
     return redirect(
         f"{reverse('projects:detail', kwargs={'project_id': project.id})}#share"
     )
+
+
+@login_required
+@require_POST
+def project_reprocess(request: HttpRequest, project_id: uuid.UUID) -> HttpResponse:
+    project = _owned(request, project_id)
+    form = ReprocessForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a preset: fast, balanced or quality.")
+        return redirect("projects:detail", project_id=project.id)
+    try:
+        project = services.project_reprocess(
+            project=project,
+            preset=form.cleaned_data["preset"],
+            site_url=site_base(request),
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            f"Queued again with the {project.get_preset_display().lower()} preset, "
+            "from the photos already uploaded.",
+        )
+    return redirect("projects:detail", project_id=project.id)
 
 
 def _file_response(project: Project, name: str) -> FileResponse:

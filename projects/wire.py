@@ -30,7 +30,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from openscan_portal.exceptions import ApplicationError
 from openscan_portal.parsing import ascii_int, header_int
-from openscan_portal.public_url import public_url
+from openscan_portal.public_url import public_url, site_base
 from projects import links, selectors, services, storage
 from projects.clients import client_key
 from projects.models import Project
@@ -176,6 +176,7 @@ def create_project(request: HttpRequest) -> HttpResponse:
         parts=parts,
         filesize=filesize,
         client_key=_client_key(request, token),
+        site_url=site_base(request),
     )
     return JsonResponse(
         {

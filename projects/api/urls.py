@@ -31,6 +31,11 @@ urlpatterns = [
         name="cancel",
     ),
     path(
+        "projects/<uuid:project_id>/reprocess/",
+        views.ProjectReprocessApi.as_view(),
+        name="reprocess",
+    ),
+    path(
         "projects/<uuid:project_id>/reset/",
         views.ProjectResetApi.as_view(),
         name="reset",

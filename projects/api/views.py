@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from openscan_portal.exceptions import ApplicationError
 from openscan_portal.parsing import StrictIntegerField, header_int
-from openscan_portal.public_url import public_url
+from openscan_portal.public_url import public_url, site_base
 from projects import selectors, services, storage
 from projects.api.serializers import (
     ProjectOutputSerializer,
@@ -86,6 +86,7 @@ class ProjectListCreateApi(APIView):
         project = services.project_create(
             token=token,
             client_key=client_key(throttles.client_ip(request)),
+            site_url=site_base(request),
             **data.validated_data,
         )
         return Response(
@@ -154,6 +155,42 @@ class ProjectResetApi(_ProjectActionApi):
 
 class ProjectCancelApi(_ProjectActionApi):
     service = staticmethod(services.project_cancel)
+
+
+class ProjectReprocessApi(APIView):
+    """Process a finished, failed or cancelled project again from its stored photos."""
+
+    class InputSerializer(serializers.Serializer):
+        preset = serializers.ChoiceField(
+            choices=Project.Preset.choices,
+            required=False,
+            help_text="fast, balanced or quality; the project's current one if left "
+            "out.",
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: ProjectOutputSerializer},
+        description="Queue the project again with the photos already uploaded (no "
+        "new upload). Charged the upload size again, like a new run; a failed run "
+        "is refunded. The current model is deleted. 409 (`input_missing`) when the "
+        "photos are no longer stored: reset and upload again; 409 "
+        "(`project_not_reprocessable`) while waiting for the upload or expired; "
+        "402 when credit is short. Calling it while queued or running changes "
+        "nothing.",
+    )
+    def post(self, request: Request, project_id: str) -> Response:
+        project = selectors.project_get(
+            token=request_token(request), project_id=project_id
+        )
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = services.project_reprocess(
+            project=project,
+            preset=data.validated_data.get("preset"),
+            site_url=site_base(request),
+        )
+        return Response(project_output(request, project))
 
 
 class ProjectNotifyApi(APIView):

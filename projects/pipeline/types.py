@@ -112,7 +112,8 @@ class ErrorCode(enum.StrEnum):
     )
     CANCELLED = (
         "cancelled",
-        "You cancelled this project. Reset it to upload and start again.",
+        "You cancelled this project. Process it again from the photos already "
+        "uploaded, or reset it to upload new ones.",
     )
     WORKER_DIED = (
         "worker_died",

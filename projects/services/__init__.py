@@ -1,10 +1,12 @@
 """Writes for projects; one module per concern, re-exported here."""
 
 from projects.services.projects import (
+    REPROCESSABLE,
     project_cancel,
     project_create,
     project_delete,
     project_refund,
+    project_reprocess,
     project_reset,
     project_share,
     project_start,
@@ -18,6 +20,7 @@ from projects.services.uploads import (
 )
 
 __all__ = [
+    "REPROCESSABLE",
     "part_append",
     "part_received",
     "part_replace",
@@ -26,6 +29,7 @@ __all__ = [
     "project_create",
     "project_delete",
     "project_refund",
+    "project_reprocess",
     "project_reset",
     "project_share",
     "project_start",
