@@ -26,11 +26,9 @@ def public_url(request: HttpRequest | None, path: str, *, recorded: str = "") ->
     return (recorded or _LOCAL_BASE) + path
 
 
-def public_url_rebase(url: str) -> str:
-    """An absolute URL built from a request, moved onto OPENSCAN_PUBLIC_URL if set."""
-    base = settings.OPENSCAN_PUBLIC_URL.rstrip("/")
-    if not base:
-        return url
+def public_url_rebase(request: HttpRequest | None, url: str) -> str:
+    """An absolute URL another library built, on the same base as the portal's links
+    (allauth forces https when DEBUG is off, whatever the site is served on)."""
     parts = urlsplit(url)
     query = f"?{parts.query}" if parts.query else ""
-    return f"{base}{parts.path}{query}"
+    return public_url(request, parts.path + query)
