@@ -209,9 +209,9 @@ def project_detail(request: HttpRequest, project_id: uuid.UUID) -> HttpResponse:
 
 # What each preset trades, shown beside the choice on the "Process again" form.
 PRESET_NOTES = {
-    Project.Preset.FAST: "quickest; a coarser model",
-    Project.Preset.BALANCED: "dense depth maps; the best trade-off",
-    Project.Preset.QUALITY: "finer detail; takes longest",
+    Project.Preset.FAST: "quickest",
+    Project.Preset.BALANCED: "best trade-off",
+    Project.Preset.QUALITY: "finest, slowest",
 }
 
 
