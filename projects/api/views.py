@@ -5,7 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import BaseParser
@@ -160,7 +160,7 @@ class ProjectCancelApi(_ProjectActionApi):
 class ProjectReprocessApi(APIView):
     """Process a finished, failed or cancelled project again from its stored photos."""
 
-    class InputSerializer(serializers.Serializer):
+    class ReprocessInputSerializer(serializers.Serializer):
         preset = serializers.ChoiceField(
             choices=Project.Preset.choices,
             required=False,
@@ -169,8 +169,15 @@ class ProjectReprocessApi(APIView):
         )
 
     @extend_schema(
-        request=InputSerializer,
-        responses={200: ProjectOutputSerializer},
+        request=ReprocessInputSerializer,
+        responses={
+            200: ProjectOutputSerializer,
+            402: OpenApiResponse(description="Not enough credit for a new run."),
+            409: OpenApiResponse(
+                description="`input_missing`: the photos are no longer stored; "
+                "`project_not_reprocessable`: waiting for the upload, or expired."
+            ),
+        },
         description="Queue the project again with the photos already uploaded (no "
         "new upload). Charged the upload size again, like a new run; a failed run "
         "is refunded. The current model is deleted. 409 (`input_missing`) when the "
@@ -183,7 +190,7 @@ class ProjectReprocessApi(APIView):
         project = selectors.project_get(
             token=request_token(request), project_id=project_id
         )
-        data = self.InputSerializer(data=request.data)
+        data = self.ReprocessInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         project = services.project_reprocess(
             project=project,

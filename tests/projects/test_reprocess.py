@@ -194,3 +194,17 @@ def test_two_concurrent_reprocess_calls_make_one_run_and_one_charge(private_toke
     assert len(_charges(token)) == 2  # the first run's, and one for the new run
     assert jobs.job_claim_next().pk == project.pk
     assert jobs.job_claim_next() is None
+
+
+def test_the_endpoint_is_in_the_openapi_schema(api_client):
+    schema = api_client.get("/api/schema/?format=json").json()
+    post = schema["paths"]["/api/v1/projects/{project_id}/reprocess/"]["post"]
+    assert {"200", "402", "409"} <= set(post["responses"])
+    assert "input_missing" in post["description"]
+    preset = schema["components"]["schemas"]["ReprocessInput"]["properties"]["preset"]
+    enum = preset["allOf"][0]["$ref"].rsplit("/", 1)[1]
+    assert schema["components"]["schemas"][enum]["enum"] == [
+        "fast",
+        "balanced",
+        "quality",
+    ]
