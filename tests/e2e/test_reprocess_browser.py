@@ -58,9 +58,7 @@ def test_cancelled_project_is_processed_again_with_another_preset(
     page = context.new_page()
     errors = collect_console_errors(page)
     uploads: list[str] = []
-    page.on(
-        "request", lambda r: uploads.append(r.url) if "/parts/" in r.url else None
-    )
+    page.on("request", lambda r: uploads.append(r.url) if "/parts/" in r.url else None)
     page.goto(url)
     banner = page.locator("#cancelled")
     assert "You cancelled this run" in banner.inner_text()

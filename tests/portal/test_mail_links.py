@@ -14,6 +14,7 @@ import requests
 from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
 
+from projects.management.commands.runportal import mail_links_note
 from projects.models import Project
 from projects.services import notifications
 from tests.projects.test_lifecycle import smtp_server  # noqa: F401 - the fixture
@@ -104,3 +105,12 @@ def test_password_reset_mail_greets_with_the_product_name_and_links_right(
         (link,) = _links(text)
         assert link.startswith(f"{base}/accounts/password/reset/key/")
     assert urlsplit(live_server.url).netloc not in configured
+
+
+def test_runportal_says_where_mail_links_lead(settings):
+    served = "http://127.0.0.1:18200/"
+    settings.OPENSCAN_PUBLIC_URL = ""
+    assert served in mail_links_note(served)
+    settings.OPENSCAN_PUBLIC_URL = PUBLIC
+    assert PUBLIC in mail_links_note(served)
+    assert served not in mail_links_note(served)
