@@ -9,6 +9,7 @@ from projects.services.projects import (
     project_share,
     project_start,
 )
+from projects.services.scale import project_scale_clear, project_scale_set
 from projects.services.uploads import (
     part_append,
     part_received,
@@ -27,6 +28,8 @@ __all__ = [
     "project_delete",
     "project_refund",
     "project_reset",
+    "project_scale_clear",
+    "project_scale_set",
     "project_share",
     "project_start",
     "uploads_part_limit",
