@@ -31,13 +31,13 @@ pytestmark = [pytest.mark.engine]
 PREVIEW_GOAL = 1_500_000  # bytes, issue 12 item 4
 
 
-def _owner_client(token) -> Client:
+def _owner_client(token, *, csrf: bool = True) -> Client:
     user = get_user_model().objects.create_user(
         username=f"owner{token.pk}", email=token.email, password="turntable-Vase-2041"
     )
     token.user = user
     token.save(update_fields=["user"])
-    client = Client(enforce_csrf_checks=True)
+    client = Client(enforce_csrf_checks=csrf)
     client.force_login(user)
     return client
 
@@ -125,7 +125,7 @@ def test_viewer_config_points_at_preview_decoder_and_coverage(
 
 @pytest.mark.django_db
 def test_owner_sets_the_real_size_and_downloads_are_rescaled(
-    make_token, make_done_project
+    make_token, make_done_project, django_capture_on_commit_callbacks
 ) -> None:
     """The portal view (CSRF, owner only, JSON) sets the scale; STL and GLB come
     back at the model's size times mm per unit; clearing restores the originals."""
@@ -133,7 +133,7 @@ def test_owner_sets_the_real_size_and_downloads_are_rescaled(
     project = make_done_project(token)
     client = _owner_client(token)
     stranger_token, _ = make_token()
-    stranger = _owner_client(stranger_token)
+    stranger = _owner_client(stranger_token, csrf=False)
     url = reverse("projects:scale", kwargs={"project_id": project.id})
     low, high = glb_bounds(
         Path(default_storage.path(f"{project.result_path}/model.glb"))
@@ -144,9 +144,7 @@ def test_owner_sets_the_real_size_and_downloads_are_rescaled(
 
     assert client.post(url, body, content_type="application/json").status_code == 403
     csrf = _csrf(client, project)
-    refused = stranger.post(
-        url, body, content_type="application/json", HTTP_X_CSRFTOKEN=_csrf_of(stranger)
-    )
+    refused = stranger.post(url, body, content_type="application/json")
     assert refused.status_code == 404
     for bad, reason in (
         ({**body, "distance_mm": 0}, "above 0"),
@@ -199,25 +197,20 @@ def test_owner_sets_the_real_size_and_downloads_are_rescaled(
     assert np.allclose(glb.extents, original.extents * mm_per_unit / 1000, rtol=1e-4)
     # The viewer keeps the pipeline's original.
     viewer_glb = client.get(page.context["viewer_config"]["full_model_url"])
-    assert _load(b"".join(viewer_glb.streaming_content), "glb").extents == (
-        pytest.approx(original.extents)
-    )
+    viewer_mesh = _load(b"".join(viewer_glb.streaming_content), "glb")
+    assert np.allclose(viewer_mesh.extents, original.extents)
 
     project.refresh_from_db()
     prefix = project.scale["prefix"]
-    cleared = client.post(
-        url, {"clear": True}, content_type="application/json", HTTP_X_CSRFTOKEN=csrf
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        cleared = client.post(
+            url, {"clear": True}, content_type="application/json", HTTP_X_CSRFTOKEN=csrf
+        )
     assert cleared.json() == {"mm_per_unit": None, "dimensions_mm": None}
     assert "model.stl" in [
         d["name"] for d in _detail(client, project).context["downloads"]
     ]
     assert default_storage.listdir(prefix) == ([], [])
-
-
-def _csrf_of(client: Client) -> str:
-    client.get(reverse("projects:list"))
-    return client.cookies["csrftoken"].value
 
 
 @pytest.mark.django_db

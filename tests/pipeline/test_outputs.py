@@ -3,6 +3,7 @@ the real-size copies, checked on the real engine's result (no Django)."""
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -13,6 +14,7 @@ import pygltflib
 import pytest
 import trimesh
 from PIL import Image
+from scipy.spatial import cKDTree
 
 from projects.pipeline import ReconstructionResult
 from projects.pipeline.engine import SparseCamera, SparseModel
@@ -43,16 +45,18 @@ def test_preview_is_draco_geometry_with_a_small_jpeg(
     decoded = DracoPy.decode(blob[view.byteOffset : view.byteOffset + view.byteLength])
     # The same surface in the same frame, positions kept to 14 bits.
     assert len(decoded.faces) == len(full.faces) == fast_result.faces
-    assert np.allclose(
-        np.sort(decoded.points, axis=0),
-        np.sort(full.vertices, axis=0),
-        atol=2 * np.ptp(full.vertices, axis=0).max() / 2**14,
-    )
+    # Draco may split a vertex where the surface is not a manifold; every point
+    # it keeps is still one of the model's, to 14 bits.
+    step = np.ptp(full.vertices, axis=0).max() / 2**14
+    distance, _ = cKDTree(full.vertices).query(decoded.points)
+    assert distance.max() < 2 * step
+    assert np.allclose(decoded.points.min(axis=0), full.bounds[0], atol=2 * step)
+    assert np.allclose(decoded.points.max(axis=0), full.bounds[1], atol=2 * step)
     assert preview.accessors[primitive.attributes.POSITION].count == len(decoded.points)
     image_view = preview.bufferViews[preview.images[0].bufferView]
     assert preview.images[0].mimeType == "image/jpeg"
     jpeg = blob[image_view.byteOffset : image_view.byteOffset + image_view.byteLength]
-    with Image.open(__import__("io").BytesIO(jpeg)) as texture:
+    with Image.open(io.BytesIO(jpeg)) as texture:
         assert texture.format == "JPEG"
         assert max(texture.size) <= 1024
     assert fast_result.outputs.preview_glb.stat().st_size < (
@@ -98,8 +102,9 @@ def test_coverage_json_follows_the_contract(fast_result: ReconstructionResult) -
     assert len(positions) == len(counts) <= MAX_SAMPLES
     assert all(0 <= c < THRESHOLD for c in counts)
     glb = _mesh(fast_result.outputs.glb)
-    _closest, distance, _face = trimesh.proximity.closest_point(glb, positions[:500])
-    assert distance.max() < 0.01 * np.linalg.norm(np.ptp(glb.vertices, axis=0))
+    # On the surface (lifted 0.2 % of the diagonal): near the mesh's vertices.
+    distance, _ = cKDTree(glb.vertices).query(positions)
+    assert distance.max() < 0.02 * np.linalg.norm(np.ptp(glb.vertices, axis=0))
     # The turntable set never shows the underside.
     assert coverage["low_share"] > 0
     assert (coverage["sentence"] in fast_result.warnings) == (
