@@ -24,8 +24,31 @@ WIRE_STATUS = {
 }
 
 
-def project_list(*, token: Token) -> QuerySet[Project]:
-    return Project.objects.filter(token=token).order_by("-created_at")
+def project_list(*, token: Token, search: str = "") -> QuerySet[Project]:
+    """The token's projects, newest first; ``search`` keeps names that contain it."""
+    projects = Project.objects.filter(token=token)
+    if search.strip():
+        projects = projects.filter(name__icontains=search.strip())
+    return projects.order_by("-created_at")
+
+
+def project_ids_existing(*, refs: set[tuple[int, str]]) -> set[str]:
+    """Of ``(token id, project id)`` pairs from a ledger, the project ids that still
+    exist for that token."""
+    wanted: dict[int, set[uuid.UUID]] = {}
+    for token_id, ref in refs:
+        try:
+            wanted.setdefault(token_id, set()).add(uuid.UUID(ref))
+        except ValueError:  # an old or hand-written reference
+            continue
+    if not wanted:
+        return set()
+    match = Q()
+    for token_id, ids in wanted.items():
+        match |= Q(token_id=token_id, pk__in=ids)
+    return {
+        str(pk) for pk in Project.objects.filter(match).values_list("pk", flat=True)
+    }
 
 
 def project_get(*, token: Token, project_id: uuid.UUID | str) -> Project:

@@ -79,13 +79,38 @@ def _viewer_config(
     }
 
 
+# The landing page's demo: a model the real engine made from the 24-photo
+# synthetic set (benchmarks/synthetic.py), shipped as a static file; no cameras,
+# points or photos.
+_DEMO_VIEWER: dict[str, Any] = {
+    "model": "projects/demo/statuette.glb",
+    "full_model": "",
+    "cameras": "",
+    "points": "",
+    "photo_base": "",
+    "name": "demo statuette",
+    "faces": None,
+}
+
+
 def home(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("projects:list")
     return render(
         request,
         "projects/home.html",
-        {"public_token": settings.OPENSCAN_PUBLIC_TOKEN},
+        {
+            "public_token": settings.OPENSCAN_PUBLIC_TOKEN,
+            "costs": {
+                "signup_credit": settings.OPENSCAN_SIGNUP_CREDIT,
+                "public_daily_quota": settings.OPENSCAN_PUBLIC_DAILY_QUOTA,
+                "public_limit_filesize": settings.OPENSCAN_PUBLIC_LIMIT_FILESIZE,
+                "public_limit_photos": settings.OPENSCAN_PUBLIC_LIMIT_PHOTOS,
+                "private_limit_filesize": settings.OPENSCAN_PRIVATE_LIMIT_FILESIZE,
+                "private_limit_photos": settings.OPENSCAN_PRIVATE_LIMIT_PHOTOS,
+            },
+            "viewer_config": _DEMO_VIEWER | {"model": static(_DEMO_VIEWER["model"])},
+        },
     )
 
 
@@ -93,11 +118,26 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 def project_list(request: HttpRequest) -> HttpResponse:
     token = _token_or_none(request)
-    projects = list(selectors.project_list(token=token)[:200]) if token else []
+    search = request.GET.get("q", "")[:200]
+    projects = (
+        list(selectors.project_list(token=token, search=search)[:200]) if token else []
+    )
+    rows = portal.project_rows(projects)
     return render(
         request,
         "projects/list.html",
-        {"token": token, "rows": portal.project_rows(projects)},
+        {
+            "token": token,
+            "rows": rows,
+            "search": search,
+            "list_config": {
+                "status_api": reverse(
+                    "projects-api:status", kwargs={"project_id": uuid.UUID(int=0)}
+                ),
+                "poll_ms": settings.OPENSCAN_POLL_SECONDS * 1000,
+                "stages": portal.STAGE_LABELS,
+            },
+        },
     )
 
 
@@ -309,6 +349,33 @@ def project_photo(
     return _photo_response(_owned(request, project_id), name)
 
 
+def _unfurl(request: HttpRequest, project: Project, share_key: str) -> dict[str, str]:
+    """Open Graph / Twitter card values, so a pasted share link shows a preview.
+
+    Chat apps fetch the page without cookies and need absolute URLs; the image is
+    the thumbnail served through the same share link.
+    """
+    photos = project.image_count or project.photos
+    thumbnail = "thumbnail.png" in portal.viewer_files(project=project)
+    return {
+        "title": project.name.removesuffix(".zip"),
+        "description": f"A textured 3D model made with OpenScan Portal from {photos} "
+        "photos. Open it to turn it around in your browser.",
+        "url": public_url(
+            request, reverse("projects:shared", kwargs={"share_key": share_key})
+        ),
+        "image": public_url(
+            request,
+            reverse(
+                "projects:shared-file",
+                kwargs={"share_key": share_key, "name": "thumbnail.png"},
+            ),
+        )
+        if thumbnail
+        else "",
+    }
+
+
 @require_GET
 def shared(request: HttpRequest, share_key: str) -> HttpResponse:
     project = selectors.project_get_shared(share_key=share_key)
@@ -326,7 +393,11 @@ def shared(request: HttpRequest, share_key: str) -> HttpResponse:
     response = render(
         request,
         "projects/shared.html",
-        {"project": project, "viewer_config": viewer_config},
+        {
+            "project": project,
+            "viewer_config": viewer_config,
+            "unfurl": _unfurl(request, project, share_key),
+        },
     )
     response["Referrer-Policy"] = "no-referrer"  # The link is the credential.
     response["X-Robots-Tag"] = "noindex"
