@@ -161,7 +161,7 @@ class ProjectScaleApi(APIView):
     or clear it; answers the project, whose ``scale`` and downloads then carry
     the real-size copies."""
 
-    class InputSerializer(serializers.Serializer):
+    class ScaleInputSerializer(serializers.Serializer):
         point_a = serializers.ListField(
             child=serializers.FloatField(), min_length=3, max_length=3, required=False
         )
@@ -171,12 +171,12 @@ class ProjectScaleApi(APIView):
         distance_mm = serializers.FloatField(required=False)
         clear = serializers.BooleanField(required=False, default=False)
 
-    @extend_schema(request=InputSerializer, responses=ProjectOutputSerializer)
+    @extend_schema(request=ScaleInputSerializer, responses=ProjectOutputSerializer)
     def post(self, request: Request, project_id: str) -> Response:
         project = selectors.project_get(
             token=request_token(request), project_id=project_id
         )
-        data = self.InputSerializer(data=request.data)
+        data = self.ScaleInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         if values["clear"]:
