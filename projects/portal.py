@@ -17,6 +17,8 @@ from projects.archive import PHOTO_FORMATS
 from projects.models import Project
 from projects.pipeline.types import RESULT_FILES, ErrorCode
 
+# The vendored Draco decoder's folder under the static root (scripts/vendor_three.py).
+DRACO_DIR = "vendor/three/jsm/libs/draco/gltf/"
 # Result files the viewer may fetch, and their content types.
 VIEWER_FILES = {f.name: f.media_type for f in RESULT_FILES if f.in_viewer}
 PHOTO_TYPES = {

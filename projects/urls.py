@@ -10,6 +10,7 @@ urlpatterns = [
     path("projects/new/", views.project_new, name="new"),
     path("projects/<uuid:project_id>/", views.project_detail, name="detail"),
     path("projects/<uuid:project_id>/share/", views.project_share, name="share"),
+    path("projects/<uuid:project_id>/scale/", views.project_scale, name="scale"),
     path(
         "projects/<uuid:project_id>/reprocess/",
         views.project_reprocess,

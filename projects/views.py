@@ -5,6 +5,7 @@ project is a 404) or ``selectors.project_get_shared``; changes go through
 ``projects.services``. Live progress comes from the REST detail endpoint.
 """
 
+import json
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -12,7 +13,13 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+)
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
@@ -23,6 +30,7 @@ from openscan_portal.public_url import public_url, site_base
 from projects import portal, selectors, services
 from projects.forms import ReprocessForm, ShareForm
 from projects.models import Project
+from projects.pipeline.types import COVERAGE_NAME
 from tokens.models import Token
 from tokens.selectors import token_credit_available, token_for_user
 
@@ -39,16 +47,30 @@ def _owned(request: HttpRequest, project_id: uuid.UUID) -> Project:
 
 
 def _viewer_config(
-    project: Project, *, file_url: Any, photo_url: Any
+    project: Project, *, file_url: Any, photo_url: Any, scale_url: str | None = None
 ) -> dict[str, Any]:
+    """What viewer.js reads; ``scale_url`` only for the owner's own page."""
     files = portal.viewer_files(project=project)
     model = "model_preview.glb" if "model_preview.glb" in files else "model.glb"
     stats = (
         project.progress.get("stats", {}) if isinstance(project.progress, dict) else {}
     )
+    model_url = file_url(model) if model in files else ""
+    full_model_url = file_url("model.glb") if "model.glb" in files else ""
     return {
-        "model": file_url(model) if model in files else "",
-        "full_model": file_url("model.glb") if "model.glb" in files else "",
+        "model": model_url,
+        "full_model": full_model_url,
+        "model_url": model_url,
+        "full_model_url": full_model_url,
+        # The folder DRACOLoader fetches its decoder from (named from a file in
+        # it: hashed static names keep their folder).
+        "draco_path": static(f"{portal.DRACO_DIR}draco_decoder.wasm").rsplit("/", 1)[0]
+        + "/",
+        "coverage_url": file_url(COVERAGE_NAME) if COVERAGE_NAME in files else None,
+        "scale": {"mm_per_unit": project.mm_per_unit}
+        if project.mm_per_unit is not None
+        else None,
+        "scale_url": scale_url,
         "cameras": file_url("cameras.json") if "cameras.json" in files else "",
         "points": file_url("points.ply") if "points.ply" in files else "",
         "photo_base": photo_url("__NAME__"),
@@ -177,6 +199,7 @@ def project_detail(request: HttpRequest, project_id: uuid.UUID) -> HttpResponse:
             photo_url=lambda name: reverse(
                 "projects:photo", kwargs={"project_id": project.id, "name": name}
             ),
+            scale_url=reverse("projects:scale", kwargs={"project_id": project.id}),
         )
     return render(
         request,
@@ -299,6 +322,40 @@ def project_reprocess(request: HttpRequest, project_id: uuid.UUID) -> HttpRespon
             "from the photos already uploaded.",
         )
     return redirect("projects:detail", project_id=project.id)
+
+
+@login_required
+@require_POST
+def project_scale(request: HttpRequest, project_id: uuid.UUID) -> JsonResponse:
+    """Set or clear the real size (JSON in, JSON out; CSRF as for every form).
+
+    Body: {"point_a": [x, y, z], "point_b": [x, y, z], "distance_mm": d} in the
+    frame of model.glb, or {"clear": true}. Answers the scale and the model's
+    dimensions in mm; 400 {"detail": reason} for input that cannot be right.
+    """
+    project = _owned(request, project_id)
+    try:
+        body = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if not isinstance(body, dict):
+        return JsonResponse({"detail": "Send a JSON object."}, status=400)
+    try:
+        if body.get("clear") is True:
+            project = services.project_scale_clear(project=project)
+        else:
+            project = services.project_scale_set(
+                project=project,
+                point_a=body.get("point_a"),
+                point_b=body.get("point_b"),
+                distance_mm=body.get("distance_mm"),
+            )
+    except ApplicationError as exc:
+        return JsonResponse({"detail": exc.message}, status=exc.status)
+    return JsonResponse(
+        selectors.project_scale(project=project)
+        or {"mm_per_unit": None, "dimensions_mm": None}
+    )
 
 
 def _file_response(project: Project, name: str) -> FileResponse:

@@ -21,6 +21,11 @@ urlpatterns = [
         name="start",
     ),
     path(
+        "projects/<uuid:project_id>/scale/",
+        views.ProjectScaleApi.as_view(),
+        name="scale",
+    ),
+    path(
         "projects/<uuid:project_id>/notify/",
         views.ProjectNotifyApi.as_view(),
         name="notify",

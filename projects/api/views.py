@@ -200,6 +200,41 @@ class ProjectReprocessApi(APIView):
         return Response(project_output(request, project))
 
 
+class ProjectScaleApi(APIView):
+    """Set the real size from two points on model.glb and their distance in mm,
+    or clear it; answers the project, whose ``scale`` and downloads then carry
+    the real-size copies."""
+
+    class ScaleInputSerializer(serializers.Serializer):
+        point_a = serializers.ListField(
+            child=serializers.FloatField(), min_length=3, max_length=3, required=False
+        )
+        point_b = serializers.ListField(
+            child=serializers.FloatField(), min_length=3, max_length=3, required=False
+        )
+        distance_mm = serializers.FloatField(required=False)
+        clear = serializers.BooleanField(required=False, default=False)
+
+    @extend_schema(request=ScaleInputSerializer, responses=ProjectOutputSerializer)
+    def post(self, request: Request, project_id: str) -> Response:
+        project = selectors.project_get(
+            token=request_token(request), project_id=project_id
+        )
+        data = self.ScaleInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        if values["clear"]:
+            project = services.project_scale_clear(project=project)
+        else:
+            project = services.project_scale_set(
+                project=project,
+                point_a=values.get("point_a"),
+                point_b=values.get("point_b"),
+                distance_mm=values.get("distance_mm"),
+            )
+        return Response(project_output(request, project))
+
+
 class ProjectNotifyApi(APIView):
     """Send the finished/failed e-mail again (private tokens)."""
 

@@ -14,6 +14,7 @@ from projects.archive import ArchiveLimits
 from projects.models import Project
 from projects.pipeline.types import ErrorCode
 from projects.services.queue import job_enqueue_on_commit
+from projects.services.scale import project_scale_forget
 from projects.services.uploads import (
     parts_check,
     parts_directory_check,
@@ -320,6 +321,7 @@ def project_reprocess(
     locked.charged = 0  # The previous run's charge is spent or was refunded.
     _charge(locked)
     _delete_results_on_commit(locked.result_path)
+    project_scale_forget(project=locked)  # it measured the model being replaced
     locked.preset = preset or locked.preset
     if site_url:
         locked.site_url = site_url[:200]
@@ -372,6 +374,7 @@ def project_reset(*, project: Project) -> Project:
         )
     upload_discard(project=locked)
     _delete_outputs_on_commit(locked)
+    project_scale_forget(project=locked)
     locked.status = Project.Status.CREATED
     locked.upload_generation += 1
     locked.input_path = locked.result_path = ""

@@ -6,6 +6,7 @@
 import * as THREE from "../vendor/three/three.module.js";
 import { OrbitControls } from "../vendor/three/jsm/controls/OrbitControls.js";
 import { GLTFLoader } from "../vendor/three/jsm/loaders/GLTFLoader.js";
+import { DRACOLoader } from "../vendor/three/jsm/loaders/DRACOLoader.js";
 import { PLYLoader } from "../vendor/three/jsm/loaders/PLYLoader.js";
 
 const config = JSON.parse(document.getElementById("viewer-config").textContent);
@@ -92,6 +93,19 @@ function frustumGroup(cams, size) {
   return { group, pickables };
 }
 
+// ---------------------------------------------------------------- loader
+// The preview's geometry is Draco-compressed; the decoder is vendored and
+// loaded from config.draco_path (WebAssembly: CSP allows 'wasm-unsafe-eval').
+let draco = null;
+function makeLoader(config) {
+  const loader = new GLTFLoader();
+  if (config.draco_path) {
+    draco = draco || new DRACOLoader().setDecoderPath(config.draco_path);
+    loader.setDRACOLoader(draco);
+  }
+  return loader;
+}
+
 // ---------------------------------------------------------------- main
 async function main() {
   if (!config.model) {
@@ -142,7 +156,7 @@ async function main() {
 
   let gltf;
   try {
-    gltf = await new GLTFLoader().loadAsync(config.model, (e) => {
+    gltf = await makeLoader(config).loadAsync(config.model_url || config.model, (e) => {
       if (e.total) $("viewer-loading-text").textContent = `Loading the model… ${Math.round((e.loaded / e.total) * 100)} %`;
     });
   } catch (err) {
