@@ -33,6 +33,8 @@ def _cancelled_by_owner(token, make_done_project) -> Project:
     return project_cancel(project=project)
 
 
+# The session's engine run (make_done_project) and this test's own real run.
+@pytest.mark.timeout(1500)
 def test_cancelled_project_is_processed_again_with_another_preset(
     live_server, browser, artifacts, person, make_done_project
 ):
