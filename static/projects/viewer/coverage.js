@@ -26,7 +26,7 @@ export function coveragePoints(data, radius) {
   // Sized in model units so a patch reads as a patch at any zoom; the mesh is
   // drawn with a polygon offset, so dots on its surface win the depth test.
   const material = new THREE.PointsMaterial({
-    size: radius / 45, sizeAttenuation: true, vertexColors: true, map: dotTexture(), alphaTest: 0.5, toneMapped: false,
+    size: radius / 35, sizeAttenuation: true, vertexColors: true, map: dotTexture(), alphaTest: 0.5, toneMapped: false,
   });
   const points = new THREE.Points(geometry, material);
   points.name = "coverage";
