@@ -117,6 +117,7 @@ def _coverage_samples(out_dir) -> dict:
 
 def exercise_viewer(page, artifacts, label: str) -> None:
     """What every viewer must do, on the page already loaded."""
+    page.set_default_timeout(90_000)  # swiftshader on a shared CPU is slow
     page.wait_for_selector("#viewer[data-state=ready]", timeout=60_000)
     page.uncheck("#vw-rotate")
     page.uncheck("#vw-cameras")
@@ -262,6 +263,7 @@ def test_viewer_desktop_and_phone(
     context = logged_in_context(
         browser, base, user, viewport=DESKTOP, accept_downloads=True
     )
+    context.set_default_timeout(90_000)  # swiftshader on a shared CPU is slow
     page = context.new_page()
     errors = collect_console_errors(page)
     page.route(
@@ -367,6 +369,7 @@ def test_viewer_desktop_and_phone(
     page.click("#share-on")
     share_url = page.locator("#share-url").input_value()
     anonymous = browser.new_context(viewport=DESKTOP)
+    anonymous.set_default_timeout(90_000)
     anon = anonymous.new_page()
     anon_errors = collect_console_errors(anon)
     anon.route(
