@@ -30,6 +30,7 @@ urlpatterns = [
         name="photo",
     ),
     path("s/<str:share_key>/", views.shared, name="shared"),
+    path("s/<str:share_key>/embed/", views.shared_embed, name="shared-embed"),
     path("s/<str:share_key>/files/<str:name>", views.shared_file, name="shared-file"),
     path(
         "s/<str:share_key>/photos/<path:name>", views.shared_photo, name="shared-photo"

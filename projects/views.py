@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode
 
+from csp.decorators import csp_replace
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -23,6 +24,7 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
+from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from openscan_portal.exceptions import ApplicationError
@@ -416,9 +418,7 @@ def _unfurl(request: HttpRequest, project: Project, share_key: str) -> dict[str,
     }
 
 
-@require_GET
-def shared(request: HttpRequest, share_key: str) -> HttpResponse:
-    project = selectors.project_get_shared(share_key=share_key)
+def _shared_viewer_config(project: Project, share_key: str) -> dict[str, Any]:
     viewer_config = _viewer_config(
         project,
         file_url=lambda name: reverse(
@@ -430,18 +430,52 @@ def shared(request: HttpRequest, share_key: str) -> HttpResponse:
     )
     if not project.share_photos:
         viewer_config["photo_base"] = ""  # The viewer then offers no photos.
+    return viewer_config
+
+
+def _shared_headers(response: HttpResponse) -> HttpResponse:
+    response["Referrer-Policy"] = "no-referrer"  # The link is the credential.
+    response["X-Robots-Tag"] = "noindex"
+    return response
+
+
+@require_GET
+def shared(request: HttpRequest, share_key: str) -> HttpResponse:
+    project = selectors.project_get_shared(share_key=share_key)
+    embed_url = public_url(
+        request, reverse("projects:shared-embed", kwargs={"share_key": share_key})
+    )
     response = render(
         request,
         "projects/shared.html",
         {
             "project": project,
-            "viewer_config": viewer_config,
+            "viewer_config": _shared_viewer_config(project, share_key),
+            "embed_url": embed_url,
             "unfurl": _unfurl(request, project, share_key),
         },
     )
-    response["Referrer-Policy"] = "no-referrer"  # The link is the credential.
-    response["X-Robots-Tag"] = "noindex"
-    return response
+    return _shared_headers(response)
+
+
+# The one page other sites may frame: just the viewer, no forms or session
+# actions, so framing it cannot be turned into clickjacking. Every other page
+# keeps X-Frame-Options DENY and frame-ancestors 'none'.
+@require_GET
+@xframe_options_exempt
+@csp_replace({"frame-ancestors": ["*"]})
+def shared_embed(request: HttpRequest, share_key: str) -> HttpResponse:
+    project = selectors.project_get_shared(share_key=share_key)
+    response = render(
+        request,
+        "projects/embed.html",
+        {
+            "project": project,
+            "viewer_config": _shared_viewer_config(project, share_key),
+            "share_url": reverse("projects:shared", kwargs={"share_key": share_key}),
+        },
+    )
+    return _shared_headers(response)
 
 
 @require_GET
