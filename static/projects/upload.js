@@ -36,6 +36,7 @@ const csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
 let selection = null;
 let busy = false;
 let generation = 0; // a newer choice makes the checks of an older one stop
+let nextId = 0; // record ids are never reused, so a stale worker answer cannot match
 
 // ---------------------------------------------------------------- formatting
 export function formatBytes(n) {
@@ -154,7 +155,7 @@ async function examine(items, gen) {
   for (const { file, path } of usable) {
     const kind = PHOTO_TYPES[file.name.split(".").pop().toLowerCase()];
     if (!kind) { skipped.push(file.name); continue; }
-    records.push({ id: records.length, name: file.name, path, file, kind, problems: [], removed: false });
+    records.push({ id: nextId++, name: file.name, path, file, kind, problems: [], removed: false });
   }
   if (skipped.length) {
     const heic = skipped.filter((n) => /\.(heic|heif)$/i.test(n)).length;
@@ -162,7 +163,8 @@ async function examine(items, gen) {
     add("warning", `${skipped.length} file(s) that are not JPEG or PNG will be left out: ${list}.` +
       (heic ? " Export HEIC photos as JPEG (on an iPhone: Settings → Camera → Formats → Most Compatible)." : ""));
   }
-  selection = { mode: "photos", records, folder, problems, checking: "hash", checked: 0 };
+  const sel = { mode: "photos", records, folder, problems, checking: "hash", checked: 0 };
+  selection = sel;
   showChecking(`Reading ${records.length} file(s): type, size and duplicates`, 0, records.length);
 
   // Blocking checks: one file at a time in the worker.
@@ -178,13 +180,13 @@ async function examine(items, gen) {
       else if (info.width * info.height > LIMITS.maxPixels) record.problems.push({ level: "error", kind: "size", text: `${info.width}×${info.height} is over ${LIMITS.maxPixels / 1e6} MP` });
       else if (info.width && info.width * info.height < LIMITS.minPixels) record.problems.push({ level: "error", kind: "size", text: `${info.width}×${info.height} is ${(info.width * info.height / 1e6).toFixed(2)} MP, less than ${LIMITS.minPixels / 1e6} MP` });
     }
-    selection.checked++;
-    showChecking(`Reading files: ${selection.checked} of ${records.length} (type, size and duplicates)`, selection.checked, records.length);
+    if (gen !== generation) return null;
+    sel.checked++;
+    showChecking(`Reading files: ${sel.checked} of ${records.length} (type, size and duplicates)`, selection.checked, records.length);
   }
   markDuplicates(records, add);
-  if (gen !== generation) return null;
-  selection.checking = "measure";
-  return selection;
+  sel.checking = "measure";
+  return sel;
 }
 
 function markDuplicates(records, add) {
@@ -235,6 +237,7 @@ async function measureAll(gen) {
     showChecking(`Checking sharpness and exposure: ${done} of ${records.length} (warnings only; you can upload meanwhile)`, done, records.length);
     scheduleRender();
   }
+  if (gen !== generation) return;
   const blur = blurred(measured);
   for (const record of records) {
     if (blur.has(record.id)) {
@@ -275,6 +278,26 @@ function plan() {
   return { photos: entries.length, size: zipSize(entries), entries };
 }
 
+// One line per kind of bad file above the per-file rows, so a long list still
+// says at a glance what is wrong.
+const BAD_KINDS = {
+  type: "named like photos but their content is not JPEG or PNG",
+  duplicate: "copies of another photo under another name",
+  name: "different photos sharing a name",
+  size: "outside the size limits",
+};
+function badSummary(bad) {
+  const groups = new Map();
+  for (const record of bad) {
+    const kind = record.problems.find((p) => p.level === "error").kind;
+    groups.set(kind, [...(groups.get(kind) || []), record.name]);
+  }
+  return [...groups].map(([kind, names]) => ({
+    level: "error",
+    text: `${names.length} file(s) ${BAD_KINDS[kind] || "that cannot be used"}: ${names.slice(0, 3).join(", ")}${names.length > 3 ? ` and ${names.length - 3} more` : ""}.`,
+  }));
+}
+
 // ---------------------------------------------------------------- rendering
 let renderQueued = false;
 function scheduleRender() {
@@ -292,7 +315,7 @@ function render() {
   const records = kept();
   const bad = records.filter(isBad);
   const warned = records.filter((r) => !isBad(r) && hasWarning(r));
-  const problems = [...selection.problems, ...(hashing ? [] : setProblems(photos, size, selection.limits || config))];
+  const problems = [...selection.problems, ...badSummary(bad), ...(hashing ? [] : setProblems(photos, size, selection.limits || config))];
   if (hashing) $("summary").textContent = "Checking…";
   else if (selection.mode === "zip") $("summary").textContent = `${selection.zipFile ? selection.zipFile.name : "zip"}: ${photos} photos, ${formatBytes(size)}`;
   else $("summary").textContent = `${photos} photos, ${formatBytes(size)} to upload` + (bad.length ? ` · ${bad.length} bad file(s) must be removed or skipped first` : "");
