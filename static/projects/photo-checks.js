@@ -43,7 +43,8 @@ export function imageSize(bytes, kind) {
 /**
  * Mean brightness and variance of the Laplacian of an RGBA image, as Pillow
  * computes them in the CLI: luma "L" with Pillow's integer weights, the kernel
- * [0 1 0; 1 -4 1; 0 1 0] shifted by 128 and clipped to 0..255.
+ * [0 1 0; 1 -4 1; 0 1 0] shifted by 128 and clipped to 0..255, and the border
+ * pixels copied unfiltered (Pillow's 3×3 filter does that, and they count).
  */
 export function measure(rgba, width, height) {
   const gray = new Uint8ClampedArray(width * height);
@@ -54,10 +55,14 @@ export function measure(rgba, width, height) {
     sum += value;
   }
   let n = 0, mean = 0, m2 = 0;
-  for (let y = 1; y < height - 1; y++) {
-    for (let x = 1, k = y * width + 1; x < width - 1; x++, k++) {
-      let v = gray[k - width] + gray[k + width] + gray[k - 1] + gray[k + 1] - 4 * gray[k] + 128;
-      v = v < 0 ? 0 : v > 255 ? 255 : v;
+  for (let y = 0, k = 0; y < height; y++) {
+    const edgeRow = y === 0 || y === height - 1;
+    for (let x = 0; x < width; x++, k++) {
+      let v = gray[k];
+      if (!edgeRow && x > 0 && x < width - 1) {
+        v = gray[k - width] + gray[k + width] + gray[k - 1] + gray[k + 1] - 4 * gray[k] + 128;
+        v = v < 0 ? 0 : v > 255 ? 255 : v;
+      }
       n++;
       const delta = v - mean;
       mean += delta / n;

@@ -548,8 +548,16 @@ async function uploadParts(project, zip, partSize) {
     const length = partLength(part.index);
     let offset = received.get(part.index) || 0;
     let attempt = 0;
+    let resync = false;
     while (offset < length) {
       await control.gate();
+      if (resync) {
+        // Asked after the pause, not at it: the aborted chunk has settled by now.
+        resync = false;
+        const got = await serverOffset(part.upload_url);
+        if (got !== null) { offset = got; received.set(part.index, offset); }
+        if (offset >= length) break;
+      }
       const end = Math.min(length, offset + config.chunk_size);
       const before = doneBytes();
       const body = await zip.slice(start + offset, start + end);
@@ -562,11 +570,7 @@ async function uploadParts(project, zip, partSize) {
         result = { status: 0, error: err };
       }
       if (control.cancelled) throw new Cancelled();
-      if (result.status === 0 && control.paused) {
-        const got = await serverOffset(part.upload_url);
-        if (got !== null) { offset = got; received.set(part.index, offset); }
-        continue;
-      }
+      if (result.status === 0 && control.paused) { resync = true; continue; }
       if (result.status === 204) {
         offset = Number.isFinite(result.offset) && result.offset > 0 ? result.offset : end;
         received.set(part.index, offset);

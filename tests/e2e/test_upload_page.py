@@ -42,6 +42,23 @@ def bad_files(photo_dir: Path, folder: Path) -> dict[str, Path]:
     return {"blurred": blurred, "black": black, "copy": copy, "fake": fake}
 
 
+def cli_warnings(paths: list[Path]) -> dict[str, str]:
+    """What openscan-upload warns about these photos: {name: "blur 13" / "dark"}."""
+    from openscan_upload.validate import Limits, check_set, inspect_file
+
+    limits = Limits()
+    infos, out = [], {}
+    for path in paths:
+        info, issues = inspect_file(path, limits)
+        infos.append(info)
+        out.update({i.file: "dark" for i in issues if i.kind == "Underexposed"})
+    for issue in check_set(infos, limits):
+        if issue.kind == "Blurry":
+            percent = re.search(r"(\d+)%", issue.message).group(1)
+            out[issue.file] = " ".join(filter(None, [out.get(issue.file), percent]))
+    return out
+
+
 def problem_row(page, name: str):
     return page.locator(f"#file-problems li[data-name='{name}']")
 
@@ -122,6 +139,16 @@ def test_upload_page_checks_removes_pauses_and_sends_exactly_the_chosen_files(
     assert "very dark" in problem_row(page, "zz_black.jpg").inner_text()
     assert "blurred" in problem_row(page, "zz_blurred.jpg").inner_text()
     assert page.locator("#file-problems li.file-problem--warning").count() == 2
+    # the same files and figures as openscan-upload on the photos that will be measured
+    cli = cli_warnings([*photos, bad["blurred"], bad["black"]])
+    assert set(cli) == {"zz_blurred.jpg", "zz_black.jpg"}, cli
+    for name, said in cli.items():
+        text = problem_row(page, name).inner_text()
+        assert ("very dark" in text) == said.startswith("dark")
+        cli_percent = re.search(r"\d+", said)
+        if cli_percent:
+            page_percent = int(re.search(r"sharpness is (\d+)%", text).group(1))
+            assert abs(page_percent - int(cli_percent.group(0))) <= 3, (text, said)
 
     # thumbnails of what will be sent are drawn (the bad ones are not in the grid)
     wait_until(
