@@ -378,13 +378,21 @@ function renderThumbs(records) {
       li.append(canvas, el("span", "thumb__name", record.name), removeButton(record, "×"));
       thumbnails.watch(canvas, record.file);
     }
-    li.querySelector(".file-problem__remove").disabled = busy;
-    li.classList.toggle("thumb--warning", hasWarning(record));
-    li.title = record.problems.map((p) => p.text).join("; ") || record.name;
+    const remove = li.lastChild;
+    if (remove.disabled !== busy) remove.disabled = busy;
+    const title = record.problems.map((p) => p.text).join("; ") || record.name;
+    if (li.title !== title) {
+      li.title = title;
+      li.classList.toggle("thumb--warning", hasWarning(record));
+    }
     return li;
   });
-  for (const [id, li] of have) if (!wanted.some((r) => r.id === id)) thumbnails.unwatch(li.querySelector("canvas"));
-  list.replaceChildren(...nodes);
+  const wantedIds = new Set(wanted.map((r) => r.id));
+  for (const [id, li] of have) if (!wantedIds.has(id)) thumbnails.unwatch(li.querySelector("canvas"));
+  // Re-insert only when the set or order changed: a warning arriving per photo
+  // must not relayout 500 tiles.
+  const same = nodes.length === list.children.length && nodes.every((node, i) => list.children[i] === node);
+  if (!same) list.replaceChildren(...nodes);
 }
 
 // ---------------------------------------------------------------- server calls
