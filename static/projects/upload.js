@@ -281,10 +281,10 @@ function plan() {
 // One line per kind of bad file above the per-file rows, so a long list still
 // says at a glance what is wrong.
 const BAD_KINDS = {
-  type: "named like photos but their content is not JPEG or PNG",
-  duplicate: "copies of another photo under another name",
-  name: "different photos sharing a name",
-  size: "outside the size limits",
+  type: "are named like photos but their content is not JPEG or PNG",
+  duplicate: "are copies of another photo under another name",
+  name: "are different photos sharing a name",
+  size: "are outside the size limits",
 };
 function badSummary(bad) {
   const groups = new Map();
@@ -294,7 +294,7 @@ function badSummary(bad) {
   }
   return [...groups].map(([kind, names]) => ({
     level: "error",
-    text: `${names.length} file(s) ${BAD_KINDS[kind] || "that cannot be used"}: ${names.slice(0, 3).join(", ")}${names.length > 3 ? ` and ${names.length - 3} more` : ""}.`,
+    text: `${names.length} file(s) ${BAD_KINDS[kind] || "cannot be used"}: ${names.slice(0, 3).join(", ")}${names.length > 3 ? ` and ${names.length - 3} more` : ""}.`,
   }));
 }
 
