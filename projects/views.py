@@ -165,6 +165,7 @@ def project_new(request: HttpRequest) -> HttpResponse:
         "limit_photos": token.limit_photos,
         "credit": token_credit_available(token=token),
         "part_max": services.uploads_part_limit(),
+        "unstarted_grace_hours": settings.OPENSCAN_UNSTARTED_GRACE_HOURS,
     }
     return render(
         request, "projects/new.html", {"token": token, "upload_config": config}
