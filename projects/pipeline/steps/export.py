@@ -23,7 +23,9 @@ from projects.pipeline.types import (
     ARCHIVE_NAME,
     RESULT_FILES,
     TEXTURE_NAME,
+    CountCallback,
     ReconstructionOutputs,
+    ignore_count,
 )
 
 ARCHIVE_MEMBERS = tuple(f.name for f in RESULT_FILES if f.in_archive)
@@ -141,21 +143,28 @@ def export_all(
     model: SparseModel,
     image_dir: Path,
     sources: Mapping[str, str] = MappingProxyType({}),
+    on_file: CountCallback = ignore_count,
 ) -> ReconstructionOutputs:
     """Write every output except report.json (written last by the caller)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_glb(mesh, out_dir / "model.glb")
+    on_file(1, 6)
     if preview is None:
         shutil.copyfile(out_dir / "model.glb", out_dir / "model_preview.glb")
     else:
         write_glb(preview, out_dir / "model_preview.glb")
+    on_file(2, 6)
     Image.fromarray(mesh.texture).save(out_dir / TEXTURE_NAME, quality=92)
+    on_file(3, 6)
     write_obj(mesh, out_dir)
+    on_file(4, 6)
     write_points(points, colors, out_dir / "points.ply")
     (out_dir / "cameras.json").write_text(
         json.dumps(cameras_document(model, sources), indent=1)
     )
+    on_file(5, 6)
     write_thumbnail(model, image_dir, out_dir / "thumbnail.png")
+    on_file(6, 6)
     return ReconstructionOutputs(
         glb=out_dir / "model.glb",
         preview_glb=out_dir / "model_preview.glb",
