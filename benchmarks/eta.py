@@ -58,11 +58,11 @@ def eta_errors(samples: list[Sample], total: float) -> dict[float, float | None]
     return errors
 
 
-def longest_gap(samples: list[Sample], total: float) -> float:
-    """Longest silence between the first report and the result (before the first,
-    the child process is starting and the page says so)."""
-    times = [*(s.seconds for s in samples), total]
-    return max(b - a for a, b in itertools.pairwise(times))
+def longest_gap(samples: list[Sample]) -> float:
+    """Longest silence between two reports (before the first, the child process
+    is starting; after the last, the result is on its way)."""
+    times = [s.seconds for s in samples]
+    return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
 
 def run_one(images: Path, workdir: Path, preset: Preset) -> dict[str, object]:
@@ -105,7 +105,8 @@ def run_one(images: Path, workdir: Path, preset: Preset) -> dict[str, object]:
         "seconds": round(total, 1),
         "errors": eta_errors(samples, total),
         "first_report": round(samples[0].seconds, 1),
-        "longest_gap": round(longest_gap(samples, total), 2),
+        "longest_gap": round(longest_gap(samples), 2),
+        "after_last_report": round(total - samples[-1].seconds, 1),
         "reports": len(samples),
         "bar_monotonic": overall_ok,
         "stages": stages,
