@@ -1,10 +1,26 @@
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
 from allauth.account.adapter import DefaultAccountAdapter
-from allauth.account.models import EmailAddress
+from allauth.account.models import EmailAddress, EmailConfirmation
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest
 from django.urls import reverse
 
+from openscan_portal.public_url import public_url, public_url_rebase
 from tokens.services import NEW_KEY_SESSION, token_for_verified_user
+
+PRODUCT_NAME = "OpenScan Portal"
+
+
+@dataclass(frozen=True)
+class _Site:
+    """What allauth's mails call ``current_site``: without django.contrib.sites it
+    would be the request's host ("Hello from 127.0.0.1:18200!")."""
+
+    name: str
+    domain: str
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -17,6 +33,29 @@ class AccountAdapter(DefaultAccountAdapter):
             if key:
                 request.session[NEW_KEY_SESSION] = key
         return confirmed
+
+    def send_mail(
+        self, template_prefix: str, email: str, context: dict[str, Any]
+    ) -> None:
+        domain = urlsplit(public_url(self.request, "/")).netloc
+        super().send_mail(
+            template_prefix,
+            email,
+            {"current_site": _Site(name=PRODUCT_NAME, domain=domain), **context},
+        )
+
+    # Links in mails: OPENSCAN_PUBLIC_URL, else the address the request came to.
+    def get_reset_password_from_key_url(self, key: str) -> str:
+        return public_url_rebase(
+            self.request, super().get_reset_password_from_key_url(key)
+        )
+
+    def get_email_confirmation_url(
+        self, request: HttpRequest, emailconfirmation: EmailConfirmation
+    ) -> str:
+        return public_url_rebase(
+            request, super().get_email_confirmation_url(request, emailconfirmation)
+        )
 
     def get_email_verification_redirect_url(self, email_address: EmailAddress) -> str:
         # Straight to the page that shows the new token once.

@@ -76,6 +76,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "openscan_portal.context_processors.portal",
             ],
         },
     },
@@ -335,6 +336,9 @@ OPENSCAN_ZIP_CHECK_CPU_SECONDS = env.int("OPENSCAN_ZIP_CHECK_CPU_SECONDS", defau
 # Base of absolute links handed to clients (ulink, dlink); the request's host when
 # empty.
 OPENSCAN_PUBLIC_URL = env.str("OPENSCAN_PUBLIC_URL", default="")
+# Where people write when they are stuck (shown as a mailto link on the account
+# pages and in the footer); no contact is offered when empty.
+OPENSCAN_CONTACT_EMAIL = env.str("OPENSCAN_CONTACT_EMAIL", default="")
 
 # --- Security (all on unless DEBUG; `check --deploy` stays clean) ---------------
 # gunicorn already takes the scheme from X-Forwarded-Proto, but only from the
@@ -367,7 +371,8 @@ X_FRAME_OPTIONS = "DENY"
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
-        "script-src": ["'self'"],
+        # WebAssembly only (the viewer's vendored Draco decoder), never eval().
+        "script-src": ["'self'", "'wasm-unsafe-eval'"],
         "style-src": ["'self'"],
         "img-src": ["'self'", "data:", "blob:"],
         "connect-src": ["'self'", "blob:"],

@@ -16,6 +16,7 @@ urlpatterns = [
         ),
         name="api-docs",
     ),
+    path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("", include("tokens.urls")),
     path("", include("projects.urls")),

@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.utils.html import format_html
 
+from openscan_portal.units import bytes_size
 from projects.models import Project, UploadChunk
 
 
@@ -10,7 +12,7 @@ class ProjectAdmin(admin.ModelAdmin):
         "token",
         "status",
         "photos",
-        "filesize",
+        "size",
         "charged",
         "created_at",
         "finished_at",
@@ -22,6 +24,14 @@ class ProjectAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: object) -> bool:
         return False
+
+    @admin.display(description="zip size", ordering="filesize")
+    def size(self, obj: Project) -> str:
+        return format_html(
+            '<span title="{} bytes">{}</span>',
+            f"{obj.filesize:,}",
+            bytes_size(obj.filesize),
+        )
 
 
 @admin.register(UploadChunk)

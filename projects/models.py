@@ -56,6 +56,15 @@ class Project(TimeStampedModel):
     share_key = models.CharField(max_length=64, blank=True, db_index=True)
     # Whether the share link also opens the original photos (the owner chooses).
     share_photos = models.BooleanField(default=False)
+    # Scheme and host the project was created or queued through ("https://host:port"):
+    # the base of links in its e-mails when OPENSCAN_PUBLIC_URL is empty, since the
+    # worker that sends them has no request.
+    site_url = models.CharField(max_length=200, blank=True, editable=False)
+    # Real size, set by the owner from two points on the model and their distance:
+    # millimetres per model unit, null while unset. ``scale`` keeps the reference
+    # (points, distance), the dimensions and the rescaled downloads' storage.
+    mm_per_unit = models.FloatField(null=True, blank=True)
+    scale = models.JSONField(default=dict, blank=True)
     notified_at = models.DateTimeField(null=True, blank=True)
     notify_count = models.PositiveSmallIntegerField(default=0)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -78,6 +87,11 @@ class Project(TimeStampedModel):
             ),
             models.CheckConstraint(
                 condition=models.Q(parts__gte=1), name="project_parts_positive"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(mm_per_unit__isnull=True)
+                | models.Q(mm_per_unit__gt=0),
+                name="project_mm_per_unit_positive",
             ),
         ]
         indexes = [models.Index(fields=["status", "queued_at"])]

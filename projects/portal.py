@@ -17,6 +17,8 @@ from projects.archive import PHOTO_FORMATS
 from projects.models import Project
 from projects.pipeline.types import RESULT_FILES, ErrorCode
 
+# The vendored Draco decoder's folder under the static root (scripts/vendor_three.py).
+DRACO_DIR = "vendor/three/jsm/libs/draco/gltf/"
 # Result files the viewer may fetch, and their content types.
 VIEWER_FILES = {f.name: f.media_type for f in RESULT_FILES if f.in_viewer}
 PHOTO_TYPES = {
@@ -30,28 +32,51 @@ FAILURE_ADVICE_DEFAULT = (
 )
 
 
+# What each engine stage is called on the pages (the project page's status.js
+# names them the same way).
+STAGE_LABELS = {
+    "starting": "Starting",
+    "ingest": "Reading the photos",
+    "features": "Finding features",
+    "matching": "Matching photos",
+    "sparse": "Placing the cameras",
+    "dense": "Measuring depth",
+    "mesh": "Building the surface",
+    "texture": "Painting the texture",
+    "export": "Writing the files",
+    "done": "Done",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ProjectRow:
     project: Project
     thumbnail: bool
     size: int
+    running: bool  # queued or processing: the list follows its progress
+    percent: int
+    stage: str
 
 
 def project_rows(projects: list[Project]) -> list[ProjectRow]:
     """One row per project for the list page."""
     rows = []
     for project in projects:
-        files = (
-            project.progress.get("files", {})
-            if isinstance(project.progress, dict)
-            else {}
-        )
+        progress = project.progress if isinstance(project.progress, dict) else {}
+        files = progress.get("files", {})
+        processing = project.status == Project.Status.PROCESSING
+        stage = str(progress.get("stage") or "starting") if processing else ""
         rows.append(
             ProjectRow(
                 project=project,
                 thumbnail=project.status == Project.Status.DONE
                 and "thumbnail.png" in files,
                 size=project.filesize,
+                running=processing or project.status == Project.Status.QUEUED,
+                percent=int(float(progress.get("overall") or 0) * 100)
+                if processing
+                else 0,
+                stage=STAGE_LABELS.get(stage, stage.replace("_", " ").capitalize()),
             )
         )
     return rows

@@ -9,7 +9,7 @@ from django.http import Http404
 from openscan_portal.exceptions import ApplicationError
 from projects import links
 from projects.models import Project, UploadChunk
-from projects.pipeline.types import ARCHIVE_NAME, RESULT_FILES
+from projects.pipeline.types import ARCHIVE_NAME, RESULT_FILES, SCALED_FILES
 from tokens.models import Token
 
 # The strings OpenScanCloud clients know; they stop polling on the last three.
@@ -24,8 +24,31 @@ WIRE_STATUS = {
 }
 
 
-def project_list(*, token: Token) -> QuerySet[Project]:
-    return Project.objects.filter(token=token).order_by("-created_at")
+def project_list(*, token: Token, search: str = "") -> QuerySet[Project]:
+    """The token's projects, newest first; ``search`` keeps names that contain it."""
+    projects = Project.objects.filter(token=token)
+    if search.strip():
+        projects = projects.filter(name__icontains=search.strip())
+    return projects.order_by("-created_at")
+
+
+def project_ids_existing(*, refs: set[tuple[int, str]]) -> set[str]:
+    """Of ``(token id, project id)`` pairs from a ledger, the project ids that still
+    exist for that token."""
+    wanted: dict[int, set[uuid.UUID]] = {}
+    for token_id, ref in refs:
+        try:
+            wanted.setdefault(token_id, set()).add(uuid.UUID(ref))
+        except ValueError:  # an old or hand-written reference
+            continue
+    if not wanted:
+        return set()
+    match = Q()
+    for token_id, ids in wanted.items():
+        match |= Q(token_id=token_id, pk__in=ids)
+    return {
+        str(pk) for pk in Project.objects.filter(match).values_list("pk", flat=True)
+    }
 
 
 def project_get(*, token: Token, project_id: uuid.UUID | str) -> Project:
@@ -150,17 +173,53 @@ def queue_estimate_seconds(*, ahead: int) -> int:
     return int(ahead * typical)
 
 
-# Result files in the order pages and mails list them (JSON keys have no stable order).
+def project_scale(*, project: Project) -> dict[str, object] | None:
+    """The real size the owner set: mm per model unit and the model's size in mm."""
+    if project.mm_per_unit is None:
+        return None
+    scale = project.scale if isinstance(project.scale, dict) else {}
+    return {
+        "mm_per_unit": project.mm_per_unit,
+        "dimensions_mm": scale.get("dimensions_mm"),
+    }
+
+
+def _scaled_copies(project: Project) -> dict[str, int]:
+    if project.mm_per_unit is None or not isinstance(project.scale, dict):
+        return {}
+    return dict(project.scale.get("files", {}))
+
+
+def result_file_path(*, project: Project, filename: str) -> str | None:
+    """Where a finished project's result file (or real-size copy) is stored."""
+    copies = _scaled_copies(project)
+    if filename in copies:
+        return f"{project.scale['prefix']}/{filename}"
+    files = project.progress.get("files") or {}
+    if files and filename not in files:
+        return None
+    return f"{project.result_path}/{filename}"
 
 
 def project_downloads(
     *, project: Project, base: Callable[[str], str]
 ) -> list[dict[str, object]]:
-    """The result files of a finished project with their sizes and signed links."""
+    """The listed result files of a finished project, with their sizes and signed
+    links, in the output contract's order; once the real size is set, the
+    real-size copies stand in for their originals."""
     if project.status != Project.Status.DONE or not project.result_path:
         return []
     stored: dict[str, int] = project.progress.get("files", {})
-    files = {f.name: stored[f.name] for f in RESULT_FILES if f.name in stored}
+    copies = _scaled_copies(project)
+    files = {}
+    for f in RESULT_FILES:
+        if not f.listed or f.name not in stored:
+            continue
+        copy = SCALED_FILES.get(f.name)
+        if copy is not None and copy.name in copies:
+            files[copy.name] = copies[copy.name]
+        else:
+            files[f.name] = stored[f.name]
     return [
         {
             "name": name,

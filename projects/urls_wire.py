@@ -6,10 +6,12 @@ import re
 from django.urls import path, re_path
 
 from projects import wire
-from projects.pipeline.types import RESULT_FILES
+from projects.pipeline.types import RESULT_FILES, SCALED_FILES
 
-# Only the files of the output contract can be asked for.
-_RESULT_NAME = "|".join(re.escape(f.name) for f in RESULT_FILES)
+# Only the files of the output contract and their real-size copies can be asked for.
+_RESULT_NAME = "|".join(
+    re.escape(f.name) for f in (*RESULT_FILES, *SCALED_FILES.values())
+)
 
 app_name = "wire"
 

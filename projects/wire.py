@@ -30,11 +30,11 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from openscan_portal.exceptions import ApplicationError
 from openscan_portal.parsing import ascii_int, header_int
-from openscan_portal.public_url import public_url
+from openscan_portal.public_url import public_url, site_base
 from projects import links, selectors, services, storage
 from projects.clients import client_key
 from projects.models import Project
-from projects.pipeline.types import ARCHIVE_NAME, RESULT_MEDIA_TYPES
+from projects.pipeline.types import ARCHIVE_NAME, OBJ_PARTS, RESULT_MEDIA_TYPES
 from tokens import selectors as token_selectors
 from tokens import services as token_services
 from tokens import throttles
@@ -176,6 +176,7 @@ def create_project(request: HttpRequest) -> HttpResponse:
         parts=parts,
         filesize=filesize,
         client_key=_client_key(request, token),
+        site_url=site_base(request),
     )
     return JsonResponse(
         {
@@ -322,11 +323,16 @@ def download(request: HttpRequest, signed: str, filename: str) -> HttpResponse:
     project = selectors.project_of_download_link(
         project_id=project_id, generation=generation
     )
-    files = project.progress.get("files") or {}
-    if files and filename not in files:
+    name = selectors.result_file_path(project=project, filename=filename)
+    if name is None:
         raise Http404("The result has no such file.")
-    name = f"{project.result_path}/{filename}"
-    download_name = f"{project.name.removesuffix('.zip')}-{filename}"
+    # The OBJ's parts keep their own names: model.obj names model.mtl, which
+    # names texture.jpg, so only then do they find each other in one folder.
+    download_name = (
+        filename
+        if filename in OBJ_PARTS
+        else f"{project.name.removesuffix('.zip')}-{filename}"
+    )
     if request.method == "GET":
         url = storage.backend().download_redirect_url(name=name, filename=download_name)
         if url:

@@ -1,5 +1,6 @@
-"""Copy the pinned three.js build and the example modules the viewer uses into
-static/vendor/three/.
+"""Copy the pinned three.js build, the example modules the viewer uses and the
+Draco decoder (glTF build: WebAssembly, and plain JS for browsers without it)
+into static/vendor/three/.
 
 Run after `npm ci` (package.json pins the exact version; package-lock.json its
 checksum). The example modules import the bare name 'three'; it is rewritten to
@@ -18,10 +19,18 @@ DEST = ROOT / "static" / "vendor" / "three"
 BUILD = ["build/three.module.js", "build/three.core.js"]
 EXAMPLES = [
     "examples/jsm/controls/OrbitControls.js",
+    "examples/jsm/loaders/DRACOLoader.js",
     "examples/jsm/loaders/GLTFLoader.js",
     "examples/jsm/loaders/PLYLoader.js",
     "examples/jsm/utils/BufferGeometryUtils.js",
     "examples/jsm/utils/SkeletonUtils.js",
+]
+# Copied byte for byte: the decoder the DRACOLoader fetches from draco_path.
+DRACO = [
+    "examples/jsm/libs/draco/README.md",
+    "examples/jsm/libs/draco/gltf/draco_decoder.js",
+    "examples/jsm/libs/draco/gltf/draco_decoder.wasm",
+    "examples/jsm/libs/draco/gltf/draco_wasm_wrapper.js",
 ]
 _BARE = re.compile(r"""(from\s+)(['"])three\2""")
 
@@ -57,6 +66,10 @@ def main() -> int:
             text,
         )
         target.write_text(text, encoding="utf-8")
+    for rel in DRACO:
+        target = DEST / Path(rel).relative_to("examples")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SOURCE / rel, target)
     shutil.copyfile(SOURCE / "LICENSE", DEST / "LICENSE")
     (DEST / "VERSION").write_text(f"{version}\n")
     print(f"three.js {version} -> {DEST.relative_to(ROOT)}")

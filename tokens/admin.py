@@ -14,6 +14,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from openscan_portal.exceptions import ApplicationError
+from openscan_portal.units import bytes_size
 from tokens import selectors, services
 from tokens.models import CreditLedgerEntry, Token
 
@@ -42,15 +43,55 @@ class TokenCreateForm(forms.ModelForm):
         ]
 
 
-class LedgerInline(admin.TabularInline):
+def _amount(value: int) -> str:
+    """A ledger amount for people: '+4.8 GB' with the exact bytes on hover."""
+    sign = "\u2212" if value < 0 else "+"
+    return format_html(
+        '<span title="{} bytes">{}{}</span>', f"{value:,}", sign, bytes_size(value)
+    )
+
+
+def _size(value: int) -> str:
+    return format_html(
+        '<span title="{} bytes">{}</span>', f"{value:,}", bytes_size(value)
+    )
+
+
+def _project_link(ref: str) -> str:
+    """The ledger's project reference as a link to the project's admin page (the
+    admin says so when the project was deleted since)."""
+    if not ref:
+        return "—"
+    return format_html(
+        '<a href="{}">{}</a>', reverse("admin:projects_project_change", args=[ref]), ref
+    )
+
+
+class _LedgerColumns:
+    """Amounts and project references of ledger rows, readable, for both admins."""
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_human(self, obj: CreditLedgerEntry) -> str:
+        return _amount(obj.amount)
+
+    @admin.display(description="balance after", ordering="balance_after")
+    def balance_after_human(self, obj: CreditLedgerEntry) -> str:
+        return _size(obj.balance_after)
+
+    @admin.display(description="project", ordering="project_ref")
+    def project(self, obj: CreditLedgerEntry) -> str:
+        return _project_link(obj.project_ref)
+
+
+class LedgerInline(_LedgerColumns, admin.TabularInline):
     model = CreditLedgerEntry
     fields = [
         "created_at",
         "kind",
-        "amount",
-        "balance_after",
+        "amount_human",
+        "balance_after_human",
         "reason",
-        "project_ref",
+        "project",
         "created_by",
     ]
     readonly_fields = fields
@@ -73,7 +114,7 @@ class TokenAdmin(admin.ModelAdmin):
         "email",
         "balance",
         "used_today",
-        "limit_filesize",
+        "limit_filesize_human",
         "limit_photos",
         "is_active",
         "last_used_at",
@@ -83,7 +124,7 @@ class TokenAdmin(admin.ModelAdmin):
     readonly_fields = [
         "kind",
         "masked_key",
-        "credit",
+        "credit_human",
         "used_today",
         "last_used_at",
         "created_at",
@@ -96,7 +137,7 @@ class TokenAdmin(admin.ModelAdmin):
         "surname",
         "email",
         "user",
-        "credit",
+        "credit_human",
         "used_today",
         "limit_filesize",
         "limit_photos",
@@ -113,15 +154,23 @@ class TokenAdmin(admin.ModelAdmin):
     def owner(self, obj: Token) -> str:
         return f"{obj.forename} {obj.surname}".strip() or "—"
 
-    @admin.display(description="balance (bytes)")
+    @admin.display(description="balance")
     def balance(self, obj: Token) -> str:
         if obj.is_public:
-            return f"quota {obj.daily_quota}/day"
-        return f"{obj.credit}"
+            return format_html("quota {}/day", _size(obj.daily_quota))
+        return _size(obj.credit)
 
-    @admin.display(description="used today (bytes)")
-    def used_today(self, obj: Token) -> int:
-        return selectors.token_usage_today(token=obj)
+    @admin.display(description="credit")
+    def credit_human(self, obj: Token) -> str:
+        return _size(obj.credit)
+
+    @admin.display(description="used today")
+    def used_today(self, obj: Token) -> str:
+        return _size(selectors.token_usage_today(token=obj))
+
+    @admin.display(description="limit per project", ordering="limit_filesize")
+    def limit_filesize_human(self, obj: Token) -> str:
+        return _size(obj.limit_filesize)
 
     @admin.display(description="")
     def links(self, obj: Token) -> str:
@@ -243,6 +292,7 @@ class TokenAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": f"Grant or remove credit: {token}",
             "token": token,
+            "credit_human": bytes_size(token.credit),
             "form": form,
             "opts": self.model._meta,
         }
@@ -250,15 +300,15 @@ class TokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(CreditLedgerEntry)
-class CreditLedgerEntryAdmin(admin.ModelAdmin):
+class CreditLedgerEntryAdmin(_LedgerColumns, admin.ModelAdmin):
     list_display = [
         "created_at",
         "token",
         "kind",
-        "amount",
-        "balance_after",
+        "amount_human",
+        "balance_after_human",
         "reason",
-        "project_ref",
+        "project",
         "created_by",
     ]
     list_filter = ["kind"]

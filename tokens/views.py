@@ -19,7 +19,9 @@ def _detail(request: HttpRequest, *, new_key: str | None) -> HttpResponse:
             "available": selectors.token_credit_available(token=token),
             "used_today": selectors.token_usage_today(token=token),
             "ledger": selectors.ledger_list(token=token)[:100],
+            # Rigs build wire URLs as server + "createProject": the slash stays.
             "api_base": public_url(request, "/"),
+            "server_url": public_url(request, "/").rstrip("/"),
         }
     response = render(request, "tokens/detail.html", context)
     response["Cache-Control"] = "no-store"  # The page may hold the key.

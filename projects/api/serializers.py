@@ -35,6 +35,7 @@ class ProjectOutputSerializer(serializers.Serializer):
     error_code = serializers.CharField()
     result_url = serializers.CharField()
     downloads = serializers.ListField(child=serializers.DictField())
+    scale = serializers.DictField(allow_null=True)
     created_at = serializers.DateTimeField()
     queued_at = serializers.DateTimeField(allow_null=True)
     started_at = serializers.DateTimeField(allow_null=True)
@@ -99,6 +100,7 @@ def project_output(
         "error_code": project.error_code,
         "result_url": result_url,
         "downloads": downloads,
+        "scale": selectors.project_scale(project=project),
         "created_at": project.created_at,
         "queued_at": project.queued_at,
         "started_at": project.started_at,

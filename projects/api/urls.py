@@ -21,6 +21,11 @@ urlpatterns = [
         name="start",
     ),
     path(
+        "projects/<uuid:project_id>/scale/",
+        views.ProjectScaleApi.as_view(),
+        name="scale",
+    ),
+    path(
         "projects/<uuid:project_id>/notify/",
         views.ProjectNotifyApi.as_view(),
         name="notify",
@@ -29,6 +34,11 @@ urlpatterns = [
         "projects/<uuid:project_id>/cancel/",
         views.ProjectCancelApi.as_view(),
         name="cancel",
+    ),
+    path(
+        "projects/<uuid:project_id>/reprocess/",
+        views.ProjectReprocessApi.as_view(),
+        name="reprocess",
     ),
     path(
         "projects/<uuid:project_id>/reset/",

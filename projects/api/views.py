@@ -5,7 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import BaseParser
@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from openscan_portal.exceptions import ApplicationError
 from openscan_portal.parsing import StrictIntegerField, header_int
-from openscan_portal.public_url import public_url
+from openscan_portal.public_url import public_url, site_base
 from projects import selectors, services, storage
 from projects.api.serializers import (
     ProjectOutputSerializer,
@@ -86,6 +86,7 @@ class ProjectListCreateApi(APIView):
         project = services.project_create(
             token=token,
             client_key=client_key(throttles.client_ip(request)),
+            site_url=site_base(request),
             **data.validated_data,
         )
         return Response(
@@ -154,6 +155,84 @@ class ProjectResetApi(_ProjectActionApi):
 
 class ProjectCancelApi(_ProjectActionApi):
     service = staticmethod(services.project_cancel)
+
+
+class ProjectReprocessApi(APIView):
+    """Process a finished, failed or cancelled project again from its stored photos."""
+
+    class ReprocessInputSerializer(serializers.Serializer):
+        preset = serializers.ChoiceField(
+            choices=Project.Preset.choices,
+            required=False,
+            help_text="fast, balanced or quality; the project's current one if left "
+            "out.",
+        )
+
+    @extend_schema(
+        request=ReprocessInputSerializer,
+        responses={
+            200: ProjectOutputSerializer,
+            402: OpenApiResponse(description="Not enough credit for a new run."),
+            409: OpenApiResponse(
+                description="`input_missing`: the photos are no longer stored; "
+                "`project_not_reprocessable`: waiting for the upload, or expired."
+            ),
+        },
+        description="Queue the project again with the photos already uploaded (no "
+        "new upload). Charged the upload size again, like a new run; a failed run "
+        "is refunded. The current model is deleted. 409 (`input_missing`) when the "
+        "photos are no longer stored: reset and upload again; 409 "
+        "(`project_not_reprocessable`) while waiting for the upload or expired; "
+        "402 when credit is short. Calling it while queued or running changes "
+        "nothing.",
+    )
+    def post(self, request: Request, project_id: str) -> Response:
+        project = selectors.project_get(
+            token=request_token(request), project_id=project_id
+        )
+        data = self.ReprocessInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = services.project_reprocess(
+            project=project,
+            preset=data.validated_data.get("preset"),
+            site_url=site_base(request),
+        )
+        return Response(project_output(request, project))
+
+
+class ProjectScaleApi(APIView):
+    """Set the real size from two points on model.glb and their distance in mm,
+    or clear it; answers the project, whose ``scale`` and downloads then carry
+    the real-size copies."""
+
+    class ScaleInputSerializer(serializers.Serializer):
+        point_a = serializers.ListField(
+            child=serializers.FloatField(), min_length=3, max_length=3, required=False
+        )
+        point_b = serializers.ListField(
+            child=serializers.FloatField(), min_length=3, max_length=3, required=False
+        )
+        distance_mm = serializers.FloatField(required=False)
+        clear = serializers.BooleanField(required=False, default=False)
+
+    @extend_schema(request=ScaleInputSerializer, responses=ProjectOutputSerializer)
+    def post(self, request: Request, project_id: str) -> Response:
+        project = selectors.project_get(
+            token=request_token(request), project_id=project_id
+        )
+        data = self.ScaleInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        if values["clear"]:
+            project = services.project_scale_clear(project=project)
+        else:
+            project = services.project_scale_set(
+                project=project,
+                point_a=values.get("point_a"),
+                point_b=values.get("point_b"),
+                distance_mm=values.get("distance_mm"),
+            )
+        return Response(project_output(request, project))
 
 
 class ProjectNotifyApi(APIView):

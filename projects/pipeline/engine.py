@@ -406,16 +406,18 @@ def visible_faces(
     faces: NDArray[np.int64],
     centres: Sequence[FloatArray],
     on_centre: Callable[[int, int], None] = lambda done, total: None,
+    *,
+    face_ids: NDArray[np.int64] | None = None,
 ) -> list[NDArray[np.bool_]]:
     """For each camera centre, which faces' centroids it sees unoccluded (Embree
-    rays)."""
+    rays); only ``face_ids`` (in that order) when given, all faces otherwise."""
     scene = o3d.t.geometry.RaycastingScene()
     scene.add_triangles(
         o3d.core.Tensor(vertices.astype(np.float32)),
         o3d.core.Tensor(faces.astype(np.uint32)),
     )
-    centroids = vertices[faces].mean(axis=1)
-    ids = np.arange(len(faces))
+    ids = np.arange(len(faces)) if face_ids is None else face_ids
+    centroids = vertices[faces[ids]].mean(axis=1)
     out = []
     for centre in centres:
         dirs = centroids - centre

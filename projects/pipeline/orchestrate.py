@@ -18,6 +18,7 @@ import numpy as np
 from projects.pipeline import engine, eta
 from projects.pipeline.presets import PresetConfig, preset_config
 from projects.pipeline.steps import (
+    coverage,
     dense,
     diagnose,
     export,
@@ -162,9 +163,10 @@ def reconstruct(
     """Build a textured mesh from ``request.images``; raise PipelineError on any
     failure.
 
-    Writes model.glb, model_preview.glb, model.obj/.mtl, texture.jpg,
-    points.ply, cameras.json, report.json, thumbnail.png and result.zip
-    into ``request.out_dir``; scratch files go to ``request.workdir``.
+    Writes model.glb, model_preview.glb (Draco), model.obj/.mtl, texture.jpg,
+    model_obj.zip, model.stl, points.ply, cameras.json, coverage.json,
+    report.json, thumbnail.png and result.zip into ``request.out_dir``;
+    scratch files go to ``request.workdir``.
     """
     config = preset_config(request.preset)
     guess = [_size_guess(path) for path in request.images]
@@ -281,6 +283,7 @@ def _reconstruct(request: ReconstructionRequest, run: _Run) -> ReconstructionRes
         matched = matcher.match_planned(on_pairs=run.counter("pairs matched", 0.02))
         run.report(1.0, matched_pairs=matched.pairs, verified_pairs=matched.verified)
     names = [im.name for im in ingested.images]
+    sources = {im.name: im.source for im in ingested.images}
     with run.stage_of("sparse"):
         outcome = sparse.reconstruct_sparse(
             database=database,
@@ -387,6 +390,14 @@ def _reconstruct(request: ReconstructionRequest, run: _Run) -> ReconstructionRes
             warnings.append(
                 f"Only {textured.coverage:.0%} of the surface was seen by a photo."
             )
+        seen = coverage.surface_coverage(
+            textured.vertices,
+            textured.faces,
+            model,
+            first_photo=sources.get(model.cameras[0].name, model.cameras[0].name),
+        )
+        if coverage.notable(seen.report):
+            warnings.append(seen.report.sentence)
     with run.stage_of("export"):
         outputs = export.export_all(
             out_dir=request.out_dir,
@@ -396,7 +407,8 @@ def _reconstruct(request: ReconstructionRequest, run: _Run) -> ReconstructionRes
             colors=obj.colors,
             model=model,
             image_dir=ingested.image_dir,
-            sources={im.name: im.source for im in ingested.images},
+            coverage=seen,
+            sources=sources,
             on_file=run.counter("files written"),
         )
     result = ReconstructionResult(
@@ -419,8 +431,13 @@ def _reconstruct(request: ReconstructionRequest, run: _Run) -> ReconstructionRes
         unplaced_images=tuple(
             UnusableImage(name, why) for name, why in sorted(outcome.unplaced.items())
         ),
+        coverage=seen.report,
     )
-    _write_report(request, run, {"result": _result_dict(result)})
+    _write_report(
+        request,
+        run,
+        {"result": _result_dict(result), "coverage": asdict(seen.report)},
+    )
     export.write_archive(request.out_dir)
     return result
 

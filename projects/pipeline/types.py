@@ -20,10 +20,17 @@ class ResultFile:
     media_type: str
     in_archive: bool  # packed into result.zip
     in_viewer: bool  # the portal's 3D viewer may fetch it
+    # Listed among the downloads; the OBJ's parts are not, since alone they lose
+    # each other (model.obj names model.mtl, which names texture.jpg).
+    listed: bool = True
 
 
 ARCHIVE_NAME = "result.zip"
 TEXTURE_NAME = "texture.jpg"
+OBJ_BUNDLE_NAME = "model_obj.zip"
+# The OBJ and the files it names, by the names it names them (model_obj.zip).
+OBJ_PARTS = ("model.obj", "model.mtl", TEXTURE_NAME)
+COVERAGE_NAME = "coverage.json"
 # The output contract: export writes these, the portal stores, lists, serves and
 # links exactly these (selectors, viewer files, the wire download URL pattern).
 RESULT_FILES: tuple[ResultFile, ...] = (
@@ -32,17 +39,45 @@ RESULT_FILES: tuple[ResultFile, ...] = (
     ResultFile(
         "model_preview.glb", "model/gltf-binary", in_archive=True, in_viewer=True
     ),
-    ResultFile("model.obj", "model/obj", in_archive=True, in_viewer=False),
-    ResultFile("model.mtl", "model/mtl", in_archive=True, in_viewer=False),
-    ResultFile(TEXTURE_NAME, "image/jpeg", in_archive=True, in_viewer=False),
+    ResultFile(OBJ_BUNDLE_NAME, "application/zip", in_archive=False, in_viewer=False),
+    ResultFile("model.stl", "model/stl", in_archive=True, in_viewer=False),
+    ResultFile(
+        "model.obj", "model/obj", in_archive=True, in_viewer=False, listed=False
+    ),
+    ResultFile(
+        "model.mtl", "model/mtl", in_archive=True, in_viewer=False, listed=False
+    ),
+    ResultFile(
+        TEXTURE_NAME, "image/jpeg", in_archive=True, in_viewer=False, listed=False
+    ),
     ResultFile(
         "points.ply", "application/octet-stream", in_archive=True, in_viewer=True
     ),
     ResultFile("cameras.json", "application/json", in_archive=True, in_viewer=True),
     ResultFile("report.json", "application/json", in_archive=True, in_viewer=False),
     ResultFile("thumbnail.png", "image/png", in_archive=True, in_viewer=True),
+    ResultFile(COVERAGE_NAME, "application/json", in_archive=True, in_viewer=True),
 )
-RESULT_MEDIA_TYPES = {f.name: f.media_type for f in RESULT_FILES}
+# Real-size copies the portal writes beside the result once the owner sets the
+# scale: millimetres, except the GLB, in metres (glTF's unit, so AR viewers and
+# Blender show the true size). Each replaces its original among the downloads.
+SCALED_FILES: dict[str, ResultFile] = {
+    "model.glb": ResultFile(
+        "model_metres.glb", "model/gltf-binary", in_archive=False, in_viewer=False
+    ),
+    OBJ_BUNDLE_NAME: ResultFile(
+        "model_obj_mm.zip", "application/zip", in_archive=False, in_viewer=False
+    ),
+    "model.stl": ResultFile(
+        "model_mm.stl", "model/stl", in_archive=False, in_viewer=False
+    ),
+    "points.ply": ResultFile(
+        "points_mm.ply", "application/octet-stream", in_archive=False, in_viewer=False
+    ),
+}
+RESULT_MEDIA_TYPES = {
+    f.name: f.media_type for f in (*RESULT_FILES, *SCALED_FILES.values())
+}
 
 
 class Preset(enum.Enum):
@@ -112,7 +147,8 @@ class ErrorCode(enum.StrEnum):
     )
     CANCELLED = (
         "cancelled",
-        "You cancelled this project. Reset it to upload and start again.",
+        "You cancelled this project. Process it again from the photos already "
+        "uploaded, or reset it to upload new ones.",
     )
     WORKER_DIED = (
         "worker_died",
@@ -247,6 +283,18 @@ class ReconstructionOutputs:
     report: Path
     thumbnail: Path
     archive: Path
+    stl: Path
+    obj_bundle: Path
+    coverage: Path
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageReport:
+    """How well the photos saw the surface (coverage.json holds the samples too)."""
+
+    threshold: int  # photos needed to count as well seen
+    low_share: float  # share of the surface area seen by fewer than threshold
+    sentence: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +322,7 @@ class ReconstructionResult:
     matching: MatchingReport | None = None
     still_backdrop_photos: int = 0  # photos whose still backdrop was masked
     unplaced_images: tuple[UnusableImage, ...] = ()  # readable, but not placed
+    coverage: CoverageReport | None = None
 
     @property
     def seconds(self) -> float:

@@ -36,6 +36,7 @@ from projects.selectors import queue_rank
 from projects.services.notifications import notification_enqueue
 from projects.services.projects import archive_limits, project_refund
 from projects.services.queue import job_enqueue, job_enqueue_on_commit
+from projects.services.scale import project_scale_forget
 from projects.services.uploads import parts_join, upload_discard
 from projects.storage import storage_delete_tree, temp_dir, temp_dir_remove
 
@@ -322,6 +323,7 @@ def job_run(*, project: Project) -> None:
         )
         locked.status = Project.Status.DONE
         locked.result_path = prefix
+        project_scale_forget(project=locked)  # it measured an earlier model
         locked.finished_at = timezone.now()
         locked.progress = {
             **recorder.state,

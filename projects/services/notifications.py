@@ -57,13 +57,16 @@ def notification_resend(*, project: Project) -> None:
 
 
 def notification_message(*, project: Project) -> EmailMultiAlternatives:
-    downloads = selectors.project_downloads(
-        project=project, base=lambda path: public_url(None, path)
-    )
+    # The worker has no request: the configured public URL, else the address the
+    # project was created or queued through.
+    def link(path: str) -> str:
+        return public_url(None, path, recorded=project.site_url)
+
+    downloads = selectors.project_downloads(project=project, base=link)
     context = {
         "project": project,
         "done": project.status == Project.Status.DONE,
-        "page_url": public_url(None, f"/projects/{project.id}/"),
+        "page_url": link(f"/projects/{project.id}/"),
         "download_url": selectors.downloads_archive_url(downloads),
         "downloads": downloads,
         "stats": project.progress.get("stats", {}),

@@ -14,6 +14,7 @@ from projects.archive import ArchiveLimits
 from projects.models import Project
 from projects.pipeline.types import ErrorCode
 from projects.services.queue import job_enqueue_on_commit
+from projects.services.scale import project_scale_forget
 from projects.services.uploads import (
     parts_check,
     parts_directory_check,
@@ -122,9 +123,13 @@ def project_create(
     preset: str | None = None,
     research_consent: bool | None = None,
     client_key: str = "",
+    site_url: str = "",
 ) -> Project:
     """Create a project and charge its size, or renew a
     project still waiting for upload.
+
+    ``site_url`` is the address the request came to (public_url.site_base): the
+    base of the links in the project's e-mails when no public URL is configured.
 
     Creating again under the same name while the project is ``created`` (a retried
     upload, or after resetProject) returns it with the new sizes; it is charged
@@ -153,6 +158,7 @@ def project_create(
             filesize=filesize,
             preset=preset or Project.Preset.BALANCED,
             research_consent=consent,
+            site_url=site_url[:200],
         )
         try:
             with transaction.atomic():
@@ -186,6 +192,8 @@ def project_create(
         existing.preset = preset
     if research_consent is not None:
         existing.research_consent = research_consent
+    if site_url:
+        existing.site_url = site_url[:200]
     if not existing.charged:
         _charge(existing)
     existing.save()
@@ -263,6 +271,78 @@ def _queue(*, project: Project) -> Project:
     return locked
 
 
+REPROCESSABLE = {
+    Project.Status.DONE,
+    Project.Status.FAILED,
+    Project.Status.CANCELLED,
+}
+
+
+@transaction.atomic
+def project_reprocess(
+    *, project: Project, preset: str | None = None, site_url: str = ""
+) -> Project:
+    """Queue a finished, failed or cancelled project again
+    with the photos already stored.
+
+    ``input_path`` is the zip the worker joined and checked on the first run, so
+    nothing is uploaded and job_run skips the checks. The run is charged the
+    upload size again, like a new one, under the same refund rule: the earlier
+    charge was spent (a model, or a run its owner stopped) or already refunded.
+    The current model is deleted: the page says so before the click. Processing
+    again while queued or running changes nothing (one run, one charge).
+
+    Raises:
+        ApplicationError: 409 when the photos are gone or the status does not
+            allow it, 402 when credit is short, 400 for an unknown preset.
+    """
+    if preset is not None and preset not in Project.Preset.values:
+        raise ApplicationError(
+            f"preset must be one of {', '.join(Project.Preset.values)}."
+        )
+    locked = project_lock(project)
+    if locked.status in {Project.Status.QUEUED, Project.Status.PROCESSING}:
+        return locked  # A concurrent "process again" won; clients retry.
+    if locked.status not in REPROCESSABLE:
+        raise ApplicationError(
+            f"The project is {locked.get_status_display().lower()}; only a finished, "
+            "failed or cancelled project can be processed again.",
+            status=409,
+            code="project_not_reprocessable",
+        )
+    if not locked.input_path or not default_storage.exists(locked.input_path):
+        raise ApplicationError(
+            "The photos of this project are no longer stored (they never passed the "
+            "checks, or they expired), so it cannot be processed again. Reset it and "
+            "upload the photos again.",
+            status=409,
+            code="input_missing",
+        )
+    locked.charged = 0  # The previous run's charge is spent or was refunded.
+    _charge(locked)
+    _delete_results_on_commit(locked.result_path)
+    project_scale_forget(project=locked)  # it measured the model being replaced
+    locked.preset = preset or locked.preset
+    if site_url:
+        locked.site_url = site_url[:200]
+    # A new generation gives the new results their own folder.
+    locked.upload_generation += 1
+    locked.status = Project.Status.QUEUED
+    locked.queued_at = timezone.now()
+    locked.result_path = locked.error = locked.error_code = ""
+    locked.attempts = 0
+    locked.started_at = locked.finished_at = locked.heartbeat_at = None
+    locked.progress = {
+        "log": [
+            f"Queued again with the {locked.get_preset_display().lower()} preset, "
+            f"from the {locked.image_count or locked.photos} photos already uploaded."
+        ]
+    }
+    locked.save()
+    job_enqueue_on_commit(project=locked)
+    return locked
+
+
 # The refund rule (README, "What is charged and refunded"): a charge comes back
 # unless a run delivered a model or was stopped by its owner. A cancelled project
 # that still holds a charge was cancelled while running, so it is not here.
@@ -294,6 +374,7 @@ def project_reset(*, project: Project) -> Project:
         )
     upload_discard(project=locked)
     _delete_outputs_on_commit(locked)
+    project_scale_forget(project=locked)
     locked.status = Project.Status.CREATED
     locked.upload_generation += 1
     locked.input_path = locked.result_path = ""
@@ -308,15 +389,15 @@ def project_reset(*, project: Project) -> Project:
 
 
 def _delete_outputs_on_commit(project: Project) -> None:
-    input_path, result_path = project.input_path, project.result_path
+    input_path = project.input_path
+    if input_path:
+        transaction.on_commit(lambda: default_storage.delete(input_path))
+    _delete_results_on_commit(project.result_path)
 
-    def delete() -> None:
-        if input_path:
-            default_storage.delete(input_path)
-        if result_path:
-            storage_delete_tree(result_path)
 
-    transaction.on_commit(delete)
+def _delete_results_on_commit(result_path: str) -> None:
+    if result_path:
+        transaction.on_commit(lambda: storage_delete_tree(result_path))
 
 
 @transaction.atomic

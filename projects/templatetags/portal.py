@@ -1,21 +1,16 @@
 """Formatting for the portal's pages (sizes in decimal units, as credit is counted)."""
 
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
 from django import template
+from django.utils import timezone
+
+from openscan_portal.units import bytes_size as _size
+from projects import selectors
+from tokens.models import CreditLedgerEntry
 
 register = template.Library()
-
-_UNITS = ("B", "kB", "MB", "GB", "TB")
-
-
-def _size(value: float) -> str:
-    size = abs(float(value))
-    for unit in _UNITS:
-        if size < 1000 or unit == _UNITS[-1]:
-            if unit == "B":
-                return f"{int(size)} B"
-            return f"{size:.1f} {unit}" if size < 100 else f"{size:.0f} {unit}"
-        size /= 1000
-    return f"{size} B"
 
 
 @register.filter
@@ -60,3 +55,34 @@ def thousands(value: object) -> str:
         return f"{int(value):,}"  # type: ignore[call-overload]  # checked by the except
     except (TypeError, ValueError):
         return ""
+
+
+@register.filter
+def ago(value: object) -> str:
+    """A moment for a list: 'just now', '5 min ago', '3 h ago', 'yesterday',
+    then the date ('4 Mar', '4 Mar 2024' in another year). Never '0 minutes ago'."""
+    if not isinstance(value, datetime):
+        return ""
+    now = timezone.now()
+    seconds = (now - value).total_seconds()
+    if seconds < 60:
+        return "just now"  # also a clock a little ahead of ours
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 24 * 3600:
+        return f"{int(seconds // 3600)} h ago"
+    local = timezone.localtime(value)
+    if timezone.localtime(now).date() - local.date() == timedelta(days=1):
+        return "yesterday"
+    if local.year == timezone.localtime(now).year:
+        return f"{local.day} {local:%b}"
+    return f"{local.day} {local:%b %Y}"
+
+
+@register.simple_tag
+def live_project_ids(entries: Iterable[CreditLedgerEntry]) -> set[str]:
+    """The project references in ``entries`` whose project still exists (deleted
+    projects are named in the ledger but have no page to link to)."""
+    return selectors.project_ids_existing(
+        refs={(e.token_id, e.project_ref) for e in entries if e.project_ref}
+    )

@@ -94,7 +94,7 @@ def photo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def engine_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """The real engine run once per session on the 24-photo set.
 
-    Returns ``{"photos": {name: bytes}, "out_dir": Path, "result": ReconstructionResult}``
+    Returns ``{"photos": {name: bytes}, "out_dir": Path, "result": result}``
     so that tests about finished projects share one reconstruction.
     """
     from projects.pipeline.orchestrate import reconstruct

@@ -1,4 +1,4 @@
-"""Small helpers the browser tests share: waiting, screenshots, console errors, login."""
+"""Helpers the browser tests share: waiting, screenshots, console errors, login."""
 
 from __future__ import annotations
 

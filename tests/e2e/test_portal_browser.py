@@ -7,13 +7,11 @@ the zip, open the share link logged out; another person cannot see any of it.
 
 import io
 import re
-import statistics
 import zipfile
 from pathlib import Path
 
 import pytest
 from django.core import mail
-from PIL import Image
 
 from tests.e2e.conftest import DESKTOP, PHONE
 from tests.e2e.pages import canvas_variance, shot, wait_until

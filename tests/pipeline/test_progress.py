@@ -55,7 +55,7 @@ def test_every_long_stage_counts_its_items_to_the_end(reports) -> None:
     assert max(counts[("texture", "photos painted")]) == max(
         totals[("texture", "photos painted")]
     )
-    assert max(counts[("export", "files written")]) == 6
+    assert max(counts[("export", "files written")]) == 8
 
 
 def test_fractions_move_inside_stages_and_the_whole_only_grows(reports) -> None:

@@ -1,4 +1,5 @@
-"""The refund rule under any order of create, start, run, cancel, reset and delete.
+"""The refund rule under any order of create, start, run, cancel, reprocess, reset
+and delete.
 
 The rule (README, "What is charged and refunded"): a charge comes back unless a
 run delivered a model or was stopped by its owner. A hypothesis state machine
@@ -14,6 +15,8 @@ import io
 import itertools
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db.models import Sum
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
@@ -33,6 +36,7 @@ from projects.services import (
     project_cancel,
     project_create,
     project_delete,
+    project_reprocess,
     project_reset,
     project_start,
 )
@@ -165,6 +169,26 @@ class RefundMachine(RuleBasedStateMachine):
             self.spent += self.held[name]  # the owner stopped a run: kept
         self.held[name] = 0
         self.status[name] = "cancelled"
+
+    @precondition(lambda self: self._has())
+    @rule(data=st.data(), stored=st.booleans())
+    def reprocess(self, data: st.DataObject, stored: bool) -> None:
+        name = self._pick(data)
+        project = self._project(name)
+        if stored:  # the input zip the worker keeps after joining the parts
+            project.input_path = default_storage.save(
+                f"{project.storage_prefix}/input-rule.zip", ContentFile(ZIP)
+            )
+            Project.objects.filter(pk=project.pk).update(input_path=project.input_path)
+        status = self.status[name]
+        if status in ("queued", "processing"):
+            project_reprocess(project=project)  # changes nothing
+        elif status in ("done", "failed", "cancelled") and project.input_path:
+            project_reprocess(project=project)
+            self.status[name], self.held[name] = "queued", self.size[name]
+        else:
+            with pytest.raises(ApplicationError):
+                project_reprocess(project=project)
 
     @precondition(lambda self: self._has())
     @rule(data=st.data())

@@ -29,7 +29,7 @@ from .exits import (
     EXIT_VALIDATION,
     ExitError,
 )
-from .follow import cmd_download, cmd_status
+from .follow import cmd_download, cmd_reprocess, cmd_status
 from .options import (
     folder_arg,
     make_policy,
@@ -281,6 +281,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="when done, download the result here (implies --wait)",
     )
     status.set_defaults(handler=cmd_status)
+
+    again = commands.add_parser(
+        "reprocess",
+        parents=[common, following],
+        help="process a finished, failed or cancelled project again from the "
+        "photos already on the server (no upload; charged like a new run)",
+    )
+    again.add_argument("project", metavar="PROJECT", help="DIR, project name or id")
+    again.add_argument(
+        "--preset",
+        choices=("fast", "balanced", "quality"),
+        help="processing preset (default: the project's current one)",
+    )
+    again.add_argument(
+        "--download",
+        type=Path,
+        metavar="OUT",
+        help="when done, download the result here (implies --wait)",
+    )
+    again.set_defaults(handler=cmd_reprocess)
 
     fetch = commands.add_parser(
         "download", parents=[common], help="download a finished project's result"

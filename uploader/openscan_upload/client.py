@@ -548,6 +548,32 @@ class RestClient(_Http):
         )
         return json_body(response, "asking for the project")
 
+    def reprocess(self, project_id: str, preset: str | None = None) -> dict[str, Any]:
+        """Queue a finished, failed or cancelled project again from stored photos."""
+        what = "processing the project again"
+        response = self._request(
+            "POST",
+            f"api/v1/projects/{project_id}/reprocess/",
+            what,
+            json={"preset": preset} if preset else {},
+        )
+        return json_body(response, what)
+
+    def find_project(self, name: str) -> dict[str, Any] | None:
+        """The token's project called ``name`` (``.zip`` optional), or None."""
+        wanted = {name, f"{name}.zip"}
+        url: str | None = "api/v1/projects/?limit=50"
+        while url:
+            body = json_body(
+                self._request("GET", url, "listing the projects"),
+                "listing the projects",
+            )
+            for project in body.get("results") or ():
+                if isinstance(project, dict) and project.get("name") in wanted:
+                    return project
+            url = body.get("next") if isinstance(body.get("next"), str) else None
+        return None
+
 
 def _offset(response: requests.Response) -> int:
     try:

@@ -195,7 +195,9 @@ def follow(
             EXIT_PROCESSING_FAILED,
             f"Processing failed: {info['status']}"
             + (f" ({info['error']})" if info["error"] else "")
-            + ". Check the photos (see the report) and try again with --restart.",
+            + ". Check the photos (see the report) and try again with --restart, "
+            "or process the photos already sent again: openscan-upload reprocess "
+            f"{state.project.id or state.project.name} --preset fast",
         )
     output.say(f"Processing done: {state.project.name}.")
     if getattr(args, "download", None) is not None:
@@ -301,4 +303,49 @@ def cmd_download(args: argparse.Namespace, output: Output) -> int:
             f"{args.output}",
         )
     fetch_result(args, output, state, info, args.output, server, token, policy)
+    return EXIT_OK
+
+
+def cmd_reprocess(args: argparse.Namespace, output: Output) -> int:
+    """Queue a project again from the photos on the server (no upload), and follow."""
+    server = require_server(args)
+    token = require_token(args)
+    policy = make_policy(args, output)
+    state, path, directory = _project_ref(args, server)
+    if RestClient.discover(server, policy) is None:
+        raise ExitError(
+            EXIT_REJECTED,
+            f"{server} has no REST API, so it cannot process a project again; "
+            "upload the photos again with: openscan-upload upload DIR --restart",
+        )
+    rest = RestClient(server, token, policy)
+    if not state.project.id:
+        found = rest.find_project(state.project.name)
+        if found is None:
+            raise ExitError(
+                EXIT_REJECTED,
+                f"This token has no project named {state.project.name!r}; give its "
+                "id (see the project page) or the exact name.",
+            )
+        state.project.id = str(found["id"])
+        state.project.name = str(found.get("name") or state.project.name)
+    body = rest.reprocess(state.project.id, args.preset)
+    state.api, state.phase = "rest", "started"
+    if path is not None:
+        save_state(path, state)
+    output.event(
+        "reprocess",
+        project=state.project.name,
+        id=state.project.id,
+        status=body.get("status"),
+        preset=body.get("preset"),
+    )
+    output.say(
+        f"{state.project.name}: {body.get('status') or 'queued'} again with the "
+        f"{body.get('preset') or 'same'} preset, from the photos already uploaded."
+    )
+    if args.download is not None:
+        args.wait = True
+    if args.wait:
+        return follow(args, output, state, server, token, policy, directory, path)
     return EXIT_OK

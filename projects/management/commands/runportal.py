@@ -44,6 +44,7 @@ class Command(BaseCommand):
                 f"OpenScan Portal on {url} (worker: {len(children) > 1}). Ctrl-C stops."
             )
         )
+        self.stdout.write(mail_links_note(url))
 
         def stop(_signum: int, _frame: object) -> None:
             for child in children:
@@ -70,3 +71,16 @@ class Command(BaseCommand):
         ]
         if failed:
             raise SystemExit(1)
+
+
+def mail_links_note(url: str) -> str:
+    """Where links in e-mails lead, said at start-up: a wrong base is otherwise
+    noticed only when a mail arrives."""
+    if settings.OPENSCAN_PUBLIC_URL:
+        return (
+            f"Links in e-mails: {settings.OPENSCAN_PUBLIC_URL} (OPENSCAN_PUBLIC_URL)."
+        )
+    return (
+        "Links in e-mails: the address each project was created through, e.g. "
+        f"{url} (set OPENSCAN_PUBLIC_URL to fix one)."
+    )

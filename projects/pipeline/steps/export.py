@@ -1,10 +1,10 @@
-"""Export: GLB (trimesh; Open3D's GLB fails validation), OBJ+MTL+texture, points,
-cameras, report, thumbnail and the result zip."""
+"""Export: GLB (trimesh; Open3D's GLB fails validation), the Draco preview,
+OBJ+MTL+texture (alone and as one zip), STL, points, cameras, coverage, report,
+thumbnail and the result zip."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,9 +18,14 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from projects.pipeline.engine import SparseModel
+from projects.pipeline.gltf import write_draco_glb
+from projects.pipeline.steps.coverage import SurfaceCoverage, write_coverage
 from projects.pipeline.steps.texture import TexturedMesh
 from projects.pipeline.types import (
     ARCHIVE_NAME,
+    COVERAGE_NAME,
+    OBJ_BUNDLE_NAME,
+    OBJ_PARTS,
     RESULT_FILES,
     TEXTURE_NAME,
     CountCallback,
@@ -56,6 +61,30 @@ def write_obj(mesh: TexturedMesh, out_dir: Path) -> None:
     (out_dir / "model.mtl").write_text(
         "newmtl textured\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\nmap_Kd "
         f"{TEXTURE_NAME}\n"
+    )
+
+
+def write_obj_bundle(out_dir: Path, path: Path) -> None:
+    """model.obj with its MTL and texture in one zip: alone, they lose each other."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in OBJ_PARTS:
+            zf.write(out_dir / name, arcname=name)
+
+
+def write_stl(mesh: TexturedMesh, path: Path) -> None:
+    """Binary STL for slicers; ``merge_vertices`` joins the atlas's seam copies."""
+    solid = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
+    solid.merge_vertices()
+    path.write_bytes(solid.export(file_type="stl"))
+
+
+def write_preview(mesh: TexturedMesh, path: Path) -> None:
+    write_draco_glb(
+        vertices=mesh.vertices,
+        faces=mesh.faces,
+        uvs=mesh.uvs,
+        texture=mesh.texture,
+        path=path,
     )
 
 
@@ -142,29 +171,33 @@ def export_all(
     colors: NDArray[np.float64],
     model: SparseModel,
     image_dir: Path,
+    coverage: SurfaceCoverage,
     sources: Mapping[str, str] = MappingProxyType({}),
     on_file: CountCallback = ignore_count,
 ) -> ReconstructionOutputs:
     """Write every output except report.json (written last by the caller)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    files = 8  # progress: the writes below, counted as they finish
     write_glb(mesh, out_dir / "model.glb")
-    on_file(1, 6)
-    if preview is None:
-        shutil.copyfile(out_dir / "model.glb", out_dir / "model_preview.glb")
-    else:
-        write_glb(preview, out_dir / "model_preview.glb")
-    on_file(2, 6)
+    on_file(1, files)
+    write_preview(mesh if preview is None else preview, out_dir / "model_preview.glb")
+    on_file(2, files)
     Image.fromarray(mesh.texture).save(out_dir / TEXTURE_NAME, quality=92)
-    on_file(3, 6)
+    on_file(3, files)
     write_obj(mesh, out_dir)
-    on_file(4, 6)
+    write_obj_bundle(out_dir, out_dir / OBJ_BUNDLE_NAME)
+    on_file(4, files)
+    write_stl(mesh, out_dir / "model.stl")
+    write_coverage(coverage, out_dir / COVERAGE_NAME)
+    on_file(5, files)
     write_points(points, colors, out_dir / "points.ply")
+    on_file(6, files)
     (out_dir / "cameras.json").write_text(
         json.dumps(cameras_document(model, sources), indent=1)
     )
-    on_file(5, 6)
+    on_file(7, files)
     write_thumbnail(model, image_dir, out_dir / "thumbnail.png")
-    on_file(6, 6)
+    on_file(8, files)
     return ReconstructionOutputs(
         glb=out_dir / "model.glb",
         preview_glb=out_dir / "model_preview.glb",
@@ -176,4 +209,7 @@ def export_all(
         report=out_dir / "report.json",
         thumbnail=out_dir / "thumbnail.png",
         archive=out_dir / ARCHIVE_NAME,
+        stl=out_dir / "model.stl",
+        obj_bundle=out_dir / OBJ_BUNDLE_NAME,
+        coverage=out_dir / COVERAGE_NAME,
     )
