@@ -81,12 +81,19 @@ def extract_features(
     first_octave: int,
     threads: int | None,
     mask_dir: Path | None = None,
-) -> None:
+    camera_id: int | None = None,
+) -> int:
     """SIFT features for ``names`` with a focal prior in ``camera_params``
-    (f,cx,cy,k)."""
+    (f,cx,cy,k); returns the camera id of the first photo.
+
+    ``camera_id``: the photos share that camera already in the database (a
+    group extracted in several calls keeps one intrinsics block).
+    """
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = "SIMPLE_RADIAL"
     reader.camera_params = camera_params
+    if camera_id is not None:
+        reader.existing_camera_id = camera_id
     if mask_dir is not None:  # NAME.png masks: features only where white
         reader.mask_path = str(mask_dir)
     options = pycolmap.FeatureExtractionOptions()
@@ -106,6 +113,11 @@ def extract_features(
         extraction_options=options,
         device=pycolmap.Device.auto,
     )
+    with closing(sqlite3.connect(database)) as con:
+        row = con.execute(
+            "SELECT camera_id FROM images WHERE name = ?", (names[0],)
+        ).fetchone()
+    return int(row[0])
 
 
 def number_images_by_name(database: Path) -> None:
@@ -393,6 +405,7 @@ def visible_faces(
     vertices: FloatArray,
     faces: NDArray[np.int64],
     centres: Sequence[FloatArray],
+    on_centre: Callable[[int, int], None] = lambda done, total: None,
     *,
     face_ids: NDArray[np.int64] | None = None,
 ) -> list[NDArray[np.bool_]]:
@@ -417,6 +430,7 @@ def visible_faces(
         # Rays are scaled so the centroid sits at t = 1; a neighbour hit first counts
         # too.
         out.append((prim == ids) | (np.abs(t_hit - 1.0) < 1e-3))
+        on_centre(len(out), len(centres))
     return out
 
 

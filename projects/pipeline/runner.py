@@ -14,11 +14,13 @@ import resource
 import signal
 import threading
 import time
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
 from projects.pipeline.types import (
     PipelineError,
+    Progress,
     ProgressCallback,
     ReconstructionRequest,
     ReconstructionResult,
@@ -26,6 +28,10 @@ from projects.pipeline.types import (
 )
 
 POLL_SECONDS = 0.2
+# A native call that holds the GIL (Open3D's Poisson) silences the child's own
+# ticker; past this many seconds the parent repeats its last report, the time
+# left counted down by the time since.
+QUIET_SECONDS = 2.0
 _AS_HEADROOM = 2 * 1024**3  # address space beyond RSS: thread stacks, allocator arenas
 
 
@@ -125,6 +131,8 @@ def run_isolated(
     deadline = time.monotonic() + time_limit_s
     peak = 0
     outcome: tuple[str, Any] | None = None
+    last: Progress | None = None
+    last_at = repeated_at = time.monotonic()
     try:
         while outcome is None:
             if cancel_event is not None and cancel_event.is_set():
@@ -150,10 +158,15 @@ def run_isolated(
                     break
                 if kind == "progress":
                     on_progress(payload)
+                    last, last_at = payload, time.monotonic()
+                    repeated_at = last_at
                 else:
                     outcome = (kind, payload)
             elif not process.is_alive() and not receiver.poll():
                 break
+            elif last is not None and time.monotonic() - repeated_at > QUIET_SECONDS:
+                repeated_at = time.monotonic()
+                on_progress(_counted_down(last, repeated_at - last_at))
     finally:
         if outcome is not None or not process.is_alive():
             process.join(timeout=10)
@@ -168,6 +181,15 @@ def run_isolated(
         process.exitcode,
         near_memory_limit=bool(memory_limit_bytes and peak > 0.5 * memory_limit_bytes),
     )
+
+
+def _counted_down(last: Progress, seconds: float) -> Progress:
+    """The last report again, ``seconds`` later: the same place, less time left
+    (never below a tenth of it: the stage is late, not done)."""
+    eta = last.eta_seconds
+    if eta is not None:
+        eta = round(max(eta - seconds, 0.1 * eta), 1)
+    return replace(last, message="", counters={}, eta_seconds=eta)
 
 
 def _crash_error(exitcode: int | None, *, near_memory_limit: bool) -> PipelineError:

@@ -192,6 +192,14 @@ class Progress:
     fraction: float
     counters: dict[str, int] = field(default_factory=dict)
     message: str = ""
+    # What the stage counts ("photo 31 of 66"); unit "" when it counts nothing.
+    unit: str = ""
+    done: int = 0
+    total: int = 0
+    # From the cost model (eta.py): the share of the whole run's predicted time
+    # behind us, and the seconds left; None before anything was measured.
+    overall: float | None = None
+    eta_seconds: float | None = None
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -199,6 +207,13 @@ ProgressCallback = Callable[[Progress], None]
 
 def ignore_progress(progress: Progress) -> None:
     """Default progress callback."""
+
+
+CountCallback = Callable[[int, int], None]  # (done, total) inside one step
+
+
+def ignore_count(done: int, total: int) -> None:
+    """Default callback of a step that counts its work."""
 
 
 @dataclass(frozen=True, slots=True)

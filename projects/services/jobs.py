@@ -106,10 +106,15 @@ class _ProgressRecorder:
 
     def on_progress(self, progress: Progress) -> None:
         with self._lock:
-            overall = (progress.stage_index + progress.fraction) / max(
-                1, progress.stage_count
-            )
             elapsed = time.monotonic() - self.started
+            # The pipeline's cost model weighs stages by their predicted time;
+            # an equal split per stage is the fallback for reports without it.
+            overall = (
+                progress.overall
+                if progress.overall is not None
+                else (progress.stage_index + progress.fraction)
+                / max(1, progress.stage_count)
+            )
             self.state = {
                 "stage": progress.stage,
                 "stage_index": progress.stage_index,
@@ -117,11 +122,16 @@ class _ProgressRecorder:
                 "fraction": round(progress.fraction, 4),
                 "overall": round(overall, 4),
                 "counters": dict(progress.counters),
+                "count": {
+                    "unit": progress.unit,
+                    "done": progress.done,
+                    "total": progress.total,
+                }
+                if progress.unit
+                else None,
                 "message": progress.message,
                 "elapsed_seconds": round(elapsed, 1),
-                "eta_seconds": round(elapsed / overall - elapsed, 1)
-                if overall > 0.02
-                else None,
+                "eta_seconds": progress.eta_seconds,
             }
             if progress.message and (not self.log or self.log[-1] != progress.message):
                 self.log = [*self.log, progress.message][-LOG_TAIL:]

@@ -59,6 +59,12 @@ export function countersText(counters) {
   return parts.length ? parts.join(" · ") : "–";
 }
 
+// What the current step counts, from the worker: "31 of 66 photos".
+export function countText(count) {
+  if (!count || typeof count !== "object" || !count.unit || !(count.total > 0)) return "";
+  return `${Number(count.done).toLocaleString()} of ${Number(count.total).toLocaleString()} ${count.unit}`;
+}
+
 function render(project) {
   const p = project.progress || {};
   $("status-badge").textContent = DISPLAY[project.status] || project.status;
@@ -73,10 +79,17 @@ function render(project) {
     title.textContent = STATUS_TITLE[project.status] || project.status;
   }
   const overall = typeof p.overall === "number" ? p.overall : project.status === "done" ? 1 : 0;
-  if ($("status-bar")) $("status-bar").style.width = `${(overall * 100).toFixed(1)}%`;
-  $("status-percent").textContent = project.status === "processing" ? `${Math.floor(overall * 100)} %` : "";
-  if ($("status-step")) $("status-step").textContent = p.message || stageName(p.stage);
-  if ($("status-counters")) $("status-counters").textContent = countersText(p.counters);
+  const bar = $("status-bar");
+  if (bar) {
+    bar.style.width = `${(overall * 100).toFixed(1)}%`;
+    bar.parentElement.setAttribute("aria-valuenow", String(Math.floor(overall * 100)));
+  }
+  $("status-percent").textContent = project.status === "processing" ? `${Math.floor(overall * 100)}\u00a0%` : ""; // one line on a phone
+  const counted = countText(p.count);
+  if ($("status-step")) $("status-step").textContent = counted || p.message || stageName(p.stage);
+  const counters = countersText(p.counters);
+  const stepShare = project.status === "processing" && typeof p.fraction === "number" ? `${Math.floor(p.fraction * 100)} % of this step` : "–";
+  if ($("status-counters")) $("status-counters").textContent = counters !== "–" ? counters : stepShare;
   if ($("status-elapsed")) $("status-elapsed").textContent = formatTime(p.elapsed_seconds);
   if ($("status-eta")) $("status-eta").textContent = p.eta_seconds === null || p.eta_seconds === undefined ? (project.status === "processing" ? "estimating…" : "–") : formatTime(p.eta_seconds);
   const log = Array.isArray(p.log) ? p.log.slice(-30) : [];

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from projects.pipeline.engine import SparseModel
 from projects.pipeline.steps.common import load_photo, robust_diagonal
 from projects.pipeline.steps.sparse import spread_cameras
+from projects.pipeline.types import ignore_count
 
 F32 = NDArray[np.float32]
 
@@ -416,6 +417,7 @@ def densify(
     *,
     threads: int | None,
     on_depth_map: Callable[[int, int], None],
+    on_fused: Callable[[int, int], None] = ignore_count,
 ) -> DenseCloud:
     """Depth map per registered photo, filtered and fused into one cloud."""
     neighbours, ranges = _select_neighbours(model, cfg.neighbours)
@@ -449,7 +451,10 @@ def densify(
 
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(run, todo))
-    parts = [_consistent_points(views, i, cfg) for i in todo]
+    parts = []
+    for k, i in enumerate(todo, 1):
+        parts.append(_consistent_points(views, i, cfg))
+        on_fused(k, len(todo))
     points = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, 3))
     colors = (
         np.concatenate([p[1] for p in parts]).astype(np.float64) / 255.0

@@ -28,7 +28,9 @@ from projects.pipeline.types import (
     OBJ_PARTS,
     RESULT_FILES,
     TEXTURE_NAME,
+    CountCallback,
     ReconstructionOutputs,
+    ignore_count,
 )
 
 ARCHIVE_MEMBERS = tuple(f.name for f in RESULT_FILES if f.in_archive)
@@ -171,21 +173,31 @@ def export_all(
     image_dir: Path,
     coverage: SurfaceCoverage,
     sources: Mapping[str, str] = MappingProxyType({}),
+    on_file: CountCallback = ignore_count,
 ) -> ReconstructionOutputs:
     """Write every output except report.json (written last by the caller)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    files = 8  # progress: the writes below, counted as they finish
     write_glb(mesh, out_dir / "model.glb")
+    on_file(1, files)
     write_preview(mesh if preview is None else preview, out_dir / "model_preview.glb")
+    on_file(2, files)
     Image.fromarray(mesh.texture).save(out_dir / TEXTURE_NAME, quality=92)
+    on_file(3, files)
     write_obj(mesh, out_dir)
     write_obj_bundle(out_dir, out_dir / OBJ_BUNDLE_NAME)
+    on_file(4, files)
     write_stl(mesh, out_dir / "model.stl")
     write_coverage(coverage, out_dir / COVERAGE_NAME)
+    on_file(5, files)
     write_points(points, colors, out_dir / "points.ply")
+    on_file(6, files)
     (out_dir / "cameras.json").write_text(
         json.dumps(cameras_document(model, sources), indent=1)
     )
+    on_file(7, files)
     write_thumbnail(model, image_dir, out_dir / "thumbnail.png")
+    on_file(8, files)
     return ReconstructionOutputs(
         glb=out_dir / "model.glb",
         preview_glb=out_dir / "model_preview.glb",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
@@ -10,12 +12,22 @@ from projects.pipeline import engine
 from projects.pipeline.presets import PresetConfig
 from projects.pipeline.steps import backdrop, diagnose, pairs
 from projects.pipeline.steps.ingest import IngestResult
+from projects.pipeline.types import CountCallback, ignore_count
+
+# Photos per extraction call after the first: enough for this many seconds, so
+# progress moves while the per-call start-up stays small.
+BATCH_SECONDS = 3.0
 
 
 def extract(
-    ingested: IngestResult, database: Path, config: PresetConfig, threads: int | None
+    ingested: IngestResult,
+    database: Path,
+    config: PresetConfig,
+    threads: int | None,
+    on_photo: CountCallback = ignore_count,
 ) -> dict[str, float]:
-    """One extraction call per camera group, so each group gets its own focal prior.
+    """Extraction per camera group, so each group gets its own focal prior, in
+    batches sharing the group's camera so progress can be counted per photo.
 
     Returns the photos whose still backdrop was masked, with the masked share.
     """
@@ -28,24 +40,37 @@ def extract(
         mask_dir,
     )
     by_key = sorted(ingested.images, key=lambda im: im.camera_key)
+    total, done = len(by_key), 0
+    workers = threads or os.cpu_count() or 1
+    batch = 2 * workers
     for _, group_iter in groupby(by_key, key=lambda im: im.camera_key):
         group = list(group_iter)
         first = group[0]
         size = sift_size(max(first.width, first.height), config.sift_max_image_size)
         side = min(max(first.width, first.height), size)
         params = f"{first.focal_px:.3f},{first.width / 2:.3f},{first.height / 2:.3f},0"
-        engine.extract_features(
-            database=database,
-            image_dir=ingested.image_dir,
-            names=[im.name for im in group],
-            camera_params=params,
-            single_camera=True,
-            max_image_size=size,
-            max_features=config.sift_max_features,
-            first_octave=-1 if side < config.sift_upsample_below else 0,
-            threads=threads,
-            mask_dir=mask_dir if masked else None,
-        )
+        camera_id: int | None = None
+        names = [im.name for im in group]
+        while names:
+            chunk, names = names[:batch], names[batch:]
+            start = time.perf_counter()
+            camera_id = engine.extract_features(
+                database=database,
+                image_dir=ingested.image_dir,
+                names=chunk,
+                camera_params=params,
+                single_camera=True,
+                max_image_size=size,
+                max_features=config.sift_max_features,
+                first_octave=-1 if side < config.sift_upsample_below else 0,
+                threads=threads,
+                mask_dir=mask_dir if masked else None,
+                camera_id=camera_id,
+            )
+            per_photo = (time.perf_counter() - start) / len(chunk)
+            batch = max(workers, min(64, int(BATCH_SECONDS / max(per_photo, 1e-3))))
+            done += len(chunk)
+            on_photo(done, total)
     engine.number_images_by_name(database)
     return masked
 
@@ -97,8 +122,8 @@ class Matcher:
         self.done: set[pairs.Pair] = set(self.plan.pairs)
         self.strategy = self.plan.strategy
 
-    def match_planned(self) -> MatchSummary:
-        self._match(list(self.plan.pairs), "pairs.txt")
+    def match_planned(self, on_pairs: CountCallback = ignore_count) -> MatchSummary:
+        self._match(list(self.plan.pairs), "pairs.txt", on_pairs)
         return self.summary()
 
     def rescue(self, unplaced: list[str], budget: int) -> int:
@@ -121,11 +146,25 @@ class Matcher:
             sum(1 for n in verified.values() if n >= diagnose.MIN_INLIERS),
         )
 
-    def _match(self, chosen: list[pairs.Pair], file_name: str) -> None:
+    def _match(
+        self,
+        chosen: list[pairs.Pair],
+        file_name: str,
+        on_pairs: CountCallback = ignore_count,
+    ) -> None:
+        """Match in batches of about BATCH_SECONDS each, counting pairs as they go."""
         pairs_file = self.workdir / file_name
-        pairs_file.write_text(
-            "".join(f"{self.names[a]} {self.names[b]}\n" for a, b in chosen)
-        )
-        engine.match_pairs(
-            database=self.database, pairs_file=pairs_file, threads=self.threads
-        )
+        batch, done = 8 * (self.threads or os.cpu_count() or 1), 0
+        while done < len(chosen):
+            chunk = chosen[done : done + batch]
+            pairs_file.write_text(
+                "".join(f"{self.names[a]} {self.names[b]}\n" for a, b in chunk)
+            )
+            start = time.perf_counter()
+            engine.match_pairs(
+                database=self.database, pairs_file=pairs_file, threads=self.threads
+            )
+            per_pair = (time.perf_counter() - start) / len(chunk)
+            batch = max(8, min(2000, int(BATCH_SECONDS / max(per_pair, 1e-4))))
+            done += len(chunk)
+            on_pairs(done, len(chosen))

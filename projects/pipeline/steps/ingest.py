@@ -16,9 +16,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from projects.pipeline.types import (
     IMAGE_SUFFIXES,
     JPEG_SUFFIXES,
+    CountCallback,
     ErrorCode,
     PipelineError,
     UnusableImage,
+    ignore_count,
 )
 
 MIN_SIDE = 200
@@ -198,6 +200,7 @@ def ingest(
     max_pixels: int,
     max_images: int,
     sources: tuple[str, ...] = (),
+    on_photo: CountCallback = ignore_count,
 ) -> IngestResult:
     """Check every photo and write upright copies into ``workdir/images``.
 
@@ -242,6 +245,7 @@ def ingest(
             bad.append(UnusableImage(path.name, f"damaged or truncated image ({exc})"))
         except ValueError as exc:
             bad.append(UnusableImage(path.name, str(exc)))
+        on_photo(index + 1, len(paths))
     if not good:
         raise PipelineError(
             "unreadable_images",

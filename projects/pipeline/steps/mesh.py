@@ -6,6 +6,7 @@ turntable is a horizontal plane under the object.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,7 +105,12 @@ def isolate_object(
 
 
 def build_mesh(
-    cloud: ObjectCloud, *, depth: int, target_faces: int, threads: int | None
+    cloud: ObjectCloud,
+    *,
+    depth: int,
+    target_faces: int,
+    threads: int | None,
+    on_surface: Callable[[], None] = lambda: None,
 ) -> Mesh:
     """Screened Poisson, then density and bounding-volume trimming and clean-up."""
     if len(cloud.points) < 100:
@@ -118,6 +124,7 @@ def build_mesh(
         )
         points, normals, colors = points[pick], normals[pick], colors[pick]
     verts, faces, density, _ = engine.poisson(points, normals, colors, depth, threads)
+    on_surface()
     lo, hi = np.percentile(cloud.points, [0.5, 99.5], axis=0)
     margin = BOX_MARGIN * np.linalg.norm(hi - lo)
     inside = np.all((verts > lo - margin) & (verts < hi + margin), axis=1)

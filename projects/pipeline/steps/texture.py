@@ -20,6 +20,7 @@ from projects.pipeline.steps.atlas import build_atlas, rasterize
 from projects.pipeline.steps.common import load_photo
 from projects.pipeline.steps.mesh import Mesh
 from projects.pipeline.steps.sparse import spread_cameras
+from projects.pipeline.types import CountCallback, ignore_count
 
 MAX_TEXTURE_PHOTOS = 36
 BLEND_PHOTOS = 3
@@ -113,6 +114,8 @@ def texture_mesh(
     *,
     texture_size: int,
     photo_size: int,
+    on_rays: CountCallback = ignore_count,
+    on_photo: CountCallback = ignore_count,
 ) -> TexturedMesh:
     """UV-unwrap ``mesh`` and blend the registered photos into one texture."""
     atlas = build_atlas(mesh.vertices, mesh.faces, texture_size)
@@ -123,7 +126,7 @@ def texture_mesh(
     normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
     chosen = spread_cameras(model, MAX_TEXTURE_PHOTOS)
     centres = [model.cameras[i].centre for i in chosen]
-    visibility = engine.visible_faces(atlas.vertices, atlas.faces, centres)
+    visibility = engine.visible_faces(atlas.vertices, atlas.faces, centres, on_rays)
     centroids = tri.mean(axis=1)
     # Score every (face, photo); each face blends only its best few photos,
     # so every texel is sampled a handful of times instead of once per photo.
@@ -139,6 +142,7 @@ def texture_mesh(
     score *= keep
     samples = []
     for k, index in enumerate(chosen):
+        on_photo(k, len(chosen))
         use = score[face_ids, k] > 0
         if not use.any():
             continue
@@ -151,6 +155,7 @@ def texture_mesh(
         inside = (u >= 0) & (u <= w - 1) & (v >= 0) & (v <= h - 1)
         weight = score[face_ids[use], k] * inside
         samples.append((np.flatnonzero(use), _sample(image, u, v), weight))
+    on_photo(len(chosen), len(chosen))
     gains = _exposure_gains(samples, len(points))
     colour_sum = np.zeros((len(points), 3), np.float32)
     weight_sum = np.zeros(len(points), np.float32)
