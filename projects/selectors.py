@@ -9,7 +9,12 @@ from django.http import Http404
 from openscan_portal.exceptions import ApplicationError
 from projects import links
 from projects.models import Project, UploadChunk
-from projects.pipeline.types import ARCHIVE_NAME, RESULT_FILES, SCALED_FILES
+from projects.pipeline.types import (
+    ARCHIVE_NAME,
+    OBJ_BUNDLE_NAME,
+    RESULT_FILES,
+    SCALED_FILES,
+)
 from tokens.models import Token
 
 # The strings OpenScanCloud clients know; they stop polling on the last three.
@@ -212,8 +217,10 @@ def project_downloads(
     stored: dict[str, int] = project.progress.get("files", {})
     copies = _scaled_copies(project)
     files = {}
+    # Results made before model_obj.zip existed still list the OBJ's parts.
+    bundled = OBJ_BUNDLE_NAME in stored
     for f in RESULT_FILES:
-        if not f.listed or f.name not in stored:
+        if f.name not in stored or (not f.listed and bundled):
             continue
         copy = SCALED_FILES.get(f.name)
         if copy is not None and copy.name in copies:

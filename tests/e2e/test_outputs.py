@@ -20,6 +20,7 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image
 from rest_framework.test import APIClient
+from scipy.spatial import cKDTree
 
 from projects.models import Project
 from projects.pipeline.gltf import glb_bounds
@@ -119,6 +120,15 @@ def test_viewer_config_points_at_preview_decoder_and_coverage(
         coverage["samples"]["counts"]
     )
     assert coverage["sentence"] == engine_run["result"].coverage.sentence
+    # The turntable never shows the underside: the advice says so, and the
+    # samples lie on the model's lower surface.
+    assert coverage["low_share"] > 0.03
+    assert "the underside" in coverage["sentence"]
+    positions = np.array(coverage["samples"]["positions"]).reshape(-1, 3)
+    model = trimesh.load(engine_run["out_dir"] / "model.glb", force="mesh")
+    distance, _ = cKDTree(model.vertices).query(positions)
+    assert distance.max() < 0.02 * np.linalg.norm(model.extents)
+    assert np.median(positions[:, 1]) < model.bounds.mean(axis=0)[1]
     preview = engine_run["out_dir"] / "model_preview.glb"
     assert preview.stat().st_size <= PREVIEW_GOAL
 

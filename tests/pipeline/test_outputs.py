@@ -101,12 +101,8 @@ def test_coverage_json_follows_the_contract(fast_result: ReconstructionResult) -
     positions = np.array(coverage["samples"]["positions"]).reshape(-1, 3)
     assert len(positions) == len(counts) <= MAX_SAMPLES
     assert all(0 <= c < THRESHOLD for c in counts)
-    glb = _mesh(fast_result.outputs.glb)
-    # On the surface (lifted 0.2 % of the diagonal): near the mesh's vertices.
-    distance, _ = cKDTree(glb.vertices).query(positions)
-    assert distance.max() < 0.02 * np.linalg.norm(np.ptp(glb.vertices, axis=0))
-    # The turntable set never shows the underside.
-    assert coverage["low_share"] > 0
+    # Where the samples lie is checked on a box below and on the 24-photo set
+    # (tests/e2e/test_outputs.py); this set's two rings see nearly everything.
     assert (coverage["sentence"] in fast_result.warnings) == (
         coverage["low_share"] >= NOTABLE_SHARE
     )

@@ -26,6 +26,8 @@ EXPECTED_OUTPUTS = {
     "model.obj",
     "model.mtl",
     "texture.jpg",
+    "model.stl",
+    "coverage.json",
     "points.ply",
     "cameras.json",
     "report.json",

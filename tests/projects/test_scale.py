@@ -171,3 +171,15 @@ def test_clear_and_reset_forget_the_scale_and_delete_the_copies(
     project = project_reset(project=project)
     assert project.mm_per_unit is None
     assert project.scale == {}
+
+
+def test_a_result_made_before_the_obj_zip_still_lists_the_obj(done_box) -> None:
+    files = done_box.progress["files"]
+    del files["model_obj.zip"]
+    files.update({"model.obj": 10, "model.mtl": 5, "texture.jpg": 7})
+    names = [d["name"] for d in selectors.project_downloads(project=done_box, base=str)]
+    assert {"model.obj", "model.mtl", "texture.jpg"} <= set(names)
+    files["model_obj.zip"] = 20
+    names = [d["name"] for d in selectors.project_downloads(project=done_box, base=str)]
+    assert "model_obj.zip" in names
+    assert not {"model.obj", "model.mtl", "texture.jpg"} & set(names)
