@@ -134,7 +134,7 @@ def exercise_viewer(page, artifacts, label: str) -> None:
         f"{label}: the model covers {(right - left) / first.width:.0%} of the width, "
         f"{(bottom - top) / first.height:.0%} of the height"
     )
-    assert share > 0.6, share
+    assert share > 0.45, share  # the bounding sphere fits the narrower side
     page.locator("#viewer").screenshot(
         path=str(artifacts / f"viewer-first-{label}.png")
     )
@@ -227,7 +227,8 @@ def exercise_viewer(page, artifacts, label: str) -> None:
     assert caption.startswith(marker["name"]), (caption, marker)
     shot(page, artifacts, f"viewer-photo-{label}", full_page=False)
     # the model stays drawn behind the dialog
-    print(label, "canvas behind the dialog:", _canvas(page).getchannel("A").getbbox())
+    # the model stays drawn behind the dialog (headless page captures show it blank)
+    assert _canvas(page).getchannel("A").getbbox() is not None
     page.click("#photo-next")
     following = (marker["index"] + 1) % int(
         page.locator("#viewer").get_attribute("data-cameras")
