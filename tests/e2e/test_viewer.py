@@ -189,12 +189,13 @@ def exercise_viewer(page, artifacts, label: str) -> None:
     assert _difference(png.convert("RGBA"), first) < 0.5
 
     # fullscreen and back
+    before = page.locator("#viewer-stage").bounding_box()["height"]
     page.click("#vw-fullscreen")
     wait_until(page, "document.fullscreenElement === document.getElementById('viewer')")
     _settle(page)
     stage = page.locator("#viewer-stage").bounding_box()
-    viewport = page.viewport_size
-    assert stage["height"] > viewport["height"] * 0.7
+    # the stage takes the screen but for the toolbar (several rows on a phone)
+    assert stage["height"] > max(before, page.viewport_size["height"] * 0.6)
     page.screenshot(path=str(artifacts / f"viewer-fullscreen-{label}.png"))
     assert page.locator("#vw-fullscreen").get_attribute("aria-pressed") == "true"
     page.click("#vw-fullscreen")
