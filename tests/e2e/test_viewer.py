@@ -134,7 +134,7 @@ def exercise_viewer(page, artifacts, label: str) -> None:
         f"{label}: the model covers {(right - left) / first.width:.0%} of the width, "
         f"{(bottom - top) / first.height:.0%} of the height"
     )
-    assert share > 0.6, share
+    assert share > 0.45, share  # the bounding sphere fits the narrower side
     page.locator("#viewer").screenshot(
         path=str(artifacts / f"viewer-first-{label}.png")
     )
@@ -189,12 +189,13 @@ def exercise_viewer(page, artifacts, label: str) -> None:
     assert _difference(png.convert("RGBA"), first) < 0.5
 
     # fullscreen and back
+    before = page.locator("#viewer-stage").bounding_box()["height"]
     page.click("#vw-fullscreen")
     wait_until(page, "document.fullscreenElement === document.getElementById('viewer')")
     _settle(page)
     stage = page.locator("#viewer-stage").bounding_box()
-    viewport = page.viewport_size
-    assert stage["height"] > viewport["height"] * 0.7
+    # the stage takes the screen but for the toolbar (several rows on a phone)
+    assert stage["height"] > max(before, page.viewport_size["height"] * 0.6)
     page.screenshot(path=str(artifacts / f"viewer-fullscreen-{label}.png"))
     assert page.locator("#vw-fullscreen").get_attribute("aria-pressed") == "true"
     page.click("#vw-fullscreen")
@@ -227,7 +228,8 @@ def exercise_viewer(page, artifacts, label: str) -> None:
     assert caption.startswith(marker["name"]), (caption, marker)
     shot(page, artifacts, f"viewer-photo-{label}", full_page=False)
     # the model stays drawn behind the dialog
-    print(label, "canvas behind the dialog:", _canvas(page).getchannel("A").getbbox())
+    # the model stays drawn behind the dialog (headless page captures show it blank)
+    assert _canvas(page).getchannel("A").getbbox() is not None
     page.click("#photo-next")
     following = (marker["index"] + 1) % int(
         page.locator("#viewer").get_attribute("data-cameras")
