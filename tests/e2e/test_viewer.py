@@ -4,9 +4,8 @@ keyboard orbit and zoom, camera markers that open their photo and step through
 the others; the coverage overlay and the real-size tool; the embed page that
 other sites may frame while the owner's pages refuse it.
 
-The coverage samples and the real-size endpoint's answers are fed to the page
-with ``page.route`` (the browser side of the contract: what the viewer draws and
-what it sends); the round trip through the portal is the back end's test.
+Everything comes from the portal itself: the engine's coverage.json, the real
+real-size endpoint (a distance it refuses, then one it keeps), the full model.
 """
 
 import base64
@@ -25,9 +24,6 @@ from tests.e2e.conftest import DESKTOP, PHONE
 from tests.e2e.pages import collect_console_errors, logged_in_context, shot, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-COVERAGE = "/test-feed/coverage.json"
-SCALE = "/test-feed/scale/"
 
 
 def _canvas(page) -> Image.Image:
@@ -48,28 +44,6 @@ def _difference(a: Image.Image, b: Image.Image) -> float:
 
 def _settle(page) -> None:
     page.wait_for_timeout(700)  # damping comes to rest, the next frame is drawn
-
-
-@pytest.fixture
-def viewer_feeds(monkeypatch):
-    """The config keys the back end fills: coverage and scale pointed at routes the
-    test answers, the full model at model.glb under another URL."""
-    from projects import views
-
-    real = views._viewer_config
-
-    def config(project, **kwargs):
-        cfg = real(project, **kwargs)
-        cfg["coverage_url"] = COVERAGE
-        cfg["scale"] = None
-        if kwargs["file_url"]("x").startswith("/projects/"):  # the owner's page
-            cfg["scale_url"] = SCALE
-        drawn = cfg.get("model_url") or cfg["model"]
-        full = cfg.get("full_model_url") or cfg["full_model"]
-        cfg["full_model_url"] = full if full != drawn else f"{full}?full=1"
-        return cfg
-
-    monkeypatch.setattr(views, "_viewer_config", config)
 
 
 @contextmanager
@@ -94,25 +68,6 @@ def another_site(html: str):
         yield f"http://127.0.0.1:{server.server_port}/"
     finally:
         server.shutdown()
-
-
-def _coverage_samples(out_dir) -> dict:
-    """Low-coverage samples on the real mesh: its upper vertices, counts 0..2."""
-    mesh = trimesh.load(out_dir / "model.glb", force="mesh")
-    top = mesh.vertices[
-        mesh.vertices[:, 1] > mesh.bounds[1][1] - 0.25 * mesh.extents[1]
-    ]
-    top = top[:: max(1, len(top) // 3000)]
-    return {
-        "threshold": 3,
-        "low_share": 0.12,
-        "sentence": "12 % of the surface was seen by fewer than 3 photos: "
-        "shoot the top again.",
-        "samples": {
-            "positions": [float(v) for v in top.reshape(-1)],
-            "counts": [i % 3 for i in range(len(top))],
-        },
-    }
 
 
 def exercise_viewer(page, artifacts, label: str) -> None:
@@ -216,7 +171,10 @@ def exercise_viewer(page, artifacts, label: str) -> None:
     page.locator("#viewer").screenshot(
         path=str(artifacts / f"viewer-cameras-{label}.png")
     )
-    marker = markers[0]
+    # the element screenshot may scroll the page: find the markers where they are now
+    marker = page.evaluate("() => document.getElementById('viewer').visibleCameras()")[
+        0
+    ]
     page.mouse.click(marker["x"], marker["y"])
     wait_until(page, "document.getElementById('photo-dialog').open")
     wait_until(
@@ -252,7 +210,6 @@ def exercise_viewer(page, artifacts, label: str) -> None:
     _settle(page)
 
 
-@pytest.mark.usefixtures("viewer_feeds")
 @pytest.mark.timeout(1500)  # the session's engine run happens inside the first test
 def test_viewer_desktop_and_phone(
     browser, live_server, person, make_done_project, engine_run, artifacts
@@ -268,27 +225,15 @@ def test_viewer_desktop_and_phone(
     context.set_default_timeout(90_000)  # swiftshader on a shared CPU is slow
     page = context.new_page()
     errors = collect_console_errors(page)
-    page.route(
-        f"{base}{COVERAGE}",
-        lambda route: route.fulfill(json=_coverage_samples(engine_run["out_dir"])),
-    )
     scale_posts = []
-
-    def answer_scale(route):
-        body = json.loads(route.request.post_data)
-        scale_posts.append((body, route.request.headers))
-        if len(scale_posts) == 1:
-            route.fulfill(
-                status=400,
-                json={
-                    "detail": "The two points are too close together: "
-                    "pick two points further apart."
-                },
-            )
-        else:
-            route.fulfill(json={"mm_per_unit": 100.0 / 2.0, "dimensions_mm": [1, 2, 3]})
-
-    page.route(f"{base}{SCALE}", answer_scale)
+    page.on(
+        "request",
+        lambda request: (
+            scale_posts.append((json.loads(request.post_data), request.headers))
+            if request.url.endswith("/scale/") and request.method == "POST"
+            else None
+        ),
+    )
     page.goto(detail)
     exercise_viewer(page, artifacts, "desktop")
 
@@ -301,13 +246,13 @@ def test_viewer_desktop_and_phone(
     _settle(page)
     overlay = _canvas(page)
 
-    def reds(image):
-        r, g, b, a = np.asarray(image).astype(int).transpose(2, 0, 1)
-        return int(((a > 0) & (r > 190) & (g < 110) & (b < 90)).sum())
-
-    assert reds(overlay) > reds(plain) + 500, (reds(plain), reds(overlay))
+    # the engine's own coverage.json: every low-coverage sample drawn, its sentence
+    coverage = json.loads((engine_run["out_dir"] / "coverage.json").read_text())
+    drawn = page.evaluate("Number(document.getElementById('viewer').dataset.coverage)")
+    assert drawn == len(coverage["samples"]["counts"]) > 0
+    assert overlay != plain
     assert page.locator("#viewer-legend").is_visible()
-    assert "shoot the top again" in page.locator("#viewer-coverage-note").inner_text()
+    assert coverage["sentence"] in page.locator("#viewer-coverage-note").inner_text()
     page.locator("#viewer").screenshot(
         path=str(artifacts / "viewer-coverage-desktop.png")
     )
@@ -329,16 +274,17 @@ def test_viewer_desktop_and_phone(
     page.locator("#viewer").screenshot(
         path=str(artifacts / "viewer-measure-desktop.png")
     )
-    page.fill("#viewer-measure-mm", "100")
+    page.fill("#viewer-measure-mm", "250000")  # 250 m: the server refuses it
     page.click("#viewer-measure-save")
     page.wait_for_selector("#viewer-measure-error:not([hidden])")
-    assert "too close" in page.locator("#viewer-measure-error").inner_text()
+    assert "over 100 m" in page.locator("#viewer-measure-error").inner_text()
     # the browser logs the refused request itself; nothing else went wrong
     assert errors == [
         "Failed to load resource: the server responded with a status of 400 "
         "(Bad Request)"
     ], errors
     errors.clear()
+    page.fill("#viewer-measure-mm", "100")
     page.click("#viewer-measure-save")
     wait_until(page, "document.getElementById('viewer').dataset.scaled === 'true'")
     body, headers = scale_posts[-1]
@@ -359,6 +305,9 @@ def test_viewer_desktop_and_phone(
     dims = page.locator("#viewer-dims").inner_text()
     assert dims.split(" · ")[0].endswith(" mm"), dims
     assert page.locator("#vw-measure").inner_text() == "Change real size"
+    project.refresh_from_db()
+    separation = float(np.linalg.norm(np.subtract(body["point_a"], body["point_b"])))
+    assert project.mm_per_unit == pytest.approx(100 / separation, rel=1e-6)
 
     # full detail on demand
     page.click("#vw-full")
@@ -374,10 +323,6 @@ def test_viewer_desktop_and_phone(
     anonymous.set_default_timeout(90_000)
     anon = anonymous.new_page()
     anon_errors = collect_console_errors(anon)
-    anon.route(
-        f"{base}{COVERAGE}",
-        lambda route: route.fulfill(json=_coverage_samples(engine_run["out_dir"])),
-    )
     anon.goto(share_url)
     anon.wait_for_selector("#viewer[data-state=ready]", timeout=60_000)
     assert not anon.locator("#vw-measure").is_visible()

@@ -23,8 +23,9 @@ def test_changelist_shows_balance_usage_and_last_use(
     html = page.content.decode()
     assert page.status_code == 200
     assert private_token[0].masked_key in html
-    assert "10000000000" in html
-    assert "quota 10000000000/day" in html
+    # One unit system with the portal: decimal GB, the exact bytes on hover.
+    assert '<span title="10,000,000,000 bytes">10.0 GB</span>' in html
+    assert 'quota <span title="10,000,000,000 bytes">10.0 GB</span>/day' in html
 
 
 def test_grant_with_reason_writes_a_ledger_row_with_the_admin(
