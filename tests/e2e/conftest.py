@@ -146,3 +146,13 @@ def person(db: None):
         user=user, email=email, forename="Ada", surname="Browser", credit=10**10
     )
     return user, token
+
+
+@pytest.fixture(autouse=True)
+def _close_pages_after_each_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Close every browser context a test leaves open: a viewer left auto-rotating
+    keeps software WebGL busy and slows every later test in the session."""
+    yield
+    if "browser" in request.fixturenames:
+        for context in list(request.getfixturevalue("browser").contexts):
+            context.close()
