@@ -10,6 +10,15 @@ from tokens.services import public_token_ensure, token_issue
 GB = 1_000_000_000
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """allauth keeps its rate limits (one confirmation mail per address per 3
+    minutes, sign-ups and resets per address) in the cache: each test starts clean."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def public_token(db: None) -> Token:
     return public_token_ensure()

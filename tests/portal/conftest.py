@@ -5,7 +5,6 @@ from collections.abc import Callable
 import pytest
 from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.test import Client
@@ -16,13 +15,6 @@ from tokens.models import Token
 from tokens.services import token_issue
 
 PASSWORD = "turntable-Vase-2041"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits() -> None:
-    """allauth keeps its rate limits (one confirmation mail per
-    address per 3 minutes) in the cache."""
-    cache.clear()
 
 
 @pytest.fixture
