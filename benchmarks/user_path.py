@@ -14,7 +14,8 @@ token, then drives Debian's Chromium (never a downloaded browser) and prints:
    transferred as served (whitenoise's .br/.gz for static files), the bodies'
    decoded bytes and their gzip -9 size;
 3. first frame on that page, median of 3 cold loads: navigation start to the
-   first non-blank canvas and to ``data-state="ready"``; then "Full detail"
+   first non-blank canvas and to ``data-state="ready"`` (set before the first
+   frame is drawn, so it can come first); then "Full detail"
    clicked to the full model drawn (``data-full="ready"``) and its bytes.
 
 Run: ``.venv/bin/python -m benchmarks.user_path [--views 24]`` (a few minutes:
@@ -46,6 +47,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from benchmarks.portal import _free_port
 from benchmarks.synthetic import generate, spec_for
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP
+from tests.e2e.pages import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 EMAIL = "bench@example.org"
@@ -182,8 +184,8 @@ def upload_to_ready(page: Page, base: str, photos: list[Path]) -> dict[str, floa
     """Seconds from the "Upload" click to the viewer ready, split by stage."""
     page.goto(f"{base}/projects/new/")
     page.set_input_files("#pick-files", [str(p) for p in photos])
-    page.wait_for_function(
-        "document.getElementById('summary').textContent.includes('photos')"
+    wait_until(
+        page, "document.getElementById('summary').textContent.includes('photos')"
     )
     page.fill("#project-name", "bench vase")
     clicked = time.time()
@@ -233,7 +235,7 @@ def cold_load(
     _record(page, weight)
     page.goto(url)
     page.wait_for_selector("#viewer[data-state=ready]", timeout=300_000)
-    page.wait_for_function("window.__firstFrame !== undefined", timeout=60_000)
+    wait_until(page, "window.__firstFrame !== undefined", 60_000)
     page.wait_for_load_state("networkidle")
     marks = page.evaluate("({first: window.__firstFrame, ready: window.__ready})")
     page_weight = replace(weight, by_url=dict(weight.by_url))
@@ -264,6 +266,7 @@ def main() -> None:
         )
     )
     photo_bytes = sum(p.stat().st_size for p in photos)
+    load_before = os.getloadavg()[0]
     server, base = start_portal(scratch)
     try:
         with sync_playwright() as pw:
@@ -287,6 +290,10 @@ def main() -> None:
         f"{len(photos)} photos, {photo_bytes / 1e6:.1f} MB; {os.cpu_count()} cores; "
         "portal: gunicorn + 1 django-q2 worker, SQLite, loopback; "
         "Chromium with SwiftShader (no GPU)"
+    )
+    print(
+        f"load average (1 min) {load_before:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end"
     )
     print("\n1. 'Upload' clicked to a visible model")
     for stage, seconds in stages.items():
