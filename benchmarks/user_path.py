@@ -14,8 +14,8 @@ token, then drives Debian's Chromium (never a downloaded browser) and prints:
    transferred as served (whitenoise's .br/.gz for static files), the bodies'
    decoded bytes and their gzip -9 size;
 3. first frame on that page, median of 3 cold loads: navigation start to the
-   first non-blank canvas and to ``data-state="ready"`` (set before the first
-   frame is drawn, so it can come first); then "Full detail"
+   first non-blank canvas and to ``data-state="ready"`` (the viewer sets it
+   before its first frame is drawn, so it comes first); then "Full detail"
    clicked to the full model drawn (``data-full="ready"``) and its bytes.
 
 Run: ``.venv/bin/python -m benchmarks.user_path [--views 24]`` (a few minutes:
@@ -28,7 +28,6 @@ import argparse
 import gzip
 import os
 import re
-import secrets
 import shutil
 import signal
 import statistics
@@ -44,7 +43,8 @@ from typing import Any
 import requests
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from benchmarks.portal import _free_port
+from benchmarks.portal import _free_port, scratch_env
+from benchmarks.slow_clients import manage
 from benchmarks.synthetic import generate, spec_for
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP
 from tests.e2e.pages import wait_until
@@ -100,40 +100,18 @@ class Weight:
     by_url: dict[str, int] = field(default_factory=dict)
 
 
-def _env(scratch: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
-    env.update(
-        DJANGO_SETTINGS_MODULE="openscan_portal.settings",
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
-        DJANGO_SECURE_SSL_REDIRECT="false",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1",
-        DJANGO_LOG_LEVEL="WARNING",
-        DJANGO_STATIC_ROOT=str(scratch / "static"),
-        DATABASE_URL=f"sqlite:///{scratch}/bench.sqlite3",
-        OPENSCAN_MEDIA_ROOT=str(scratch / "media"),
-        OPENSCAN_WORKERS="1",
-    )
-    return env
-
-
-def _manage(env: dict[str, str], *args: str) -> str:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-
-
 def start_portal(scratch: Path) -> tuple[subprocess.Popen[bytes], str]:
     """Set up a scratch portal with one verified person and serve it with its worker."""
-    env = _env(scratch)
-    _manage(env, "migrate", "-v0")
-    _manage(env, "collectstatic", "--noinput", "-v0")
-    _manage(env, "bootstrap", "-v0")
-    _manage(
+    env = scratch_env(
+        scratch,
+        DATABASE_URL=f"sqlite:///{scratch}/bench.sqlite3",
+        DJANGO_STATIC_ROOT=str(scratch / "static"),
+        OPENSCAN_WORKERS="1",
+    )
+    manage(env, "migrate", "-v0")
+    manage(env, "collectstatic", "--noinput", "-v0")
+    manage(env, "bootstrap", "-v0")
+    manage(
         env,
         "shell",
         "-c",
