@@ -72,6 +72,7 @@ bench: install
 	$(BIN)/python benchmarks/slow_clients.py
 	$(BIN)/python benchmarks/wire.py
 	$(BIN)/python benchmarks/reconstruction.py
+	$(BIN)/python -m benchmarks.user_path
 
 clean:
 	rm -rf $(VENV) staticfiles

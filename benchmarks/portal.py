@@ -82,13 +82,8 @@ def _load(
     return sum(counts) / elapsed, sum(counts), sum(errors)
 
 
-def start_portal(
-    scratch: Path, *, workers: int, **env_extra: str
-) -> tuple[subprocess.Popen, str, str, dict[str, str]]:
-    """Migrate a scratch database, make a private token, start gunicorn on a free port.
-
-    Returns the server process, its base URL, the token's key and the environment.
-    """
+def scratch_env(scratch: Path, **env_extra: str) -> dict[str, str]:
+    """The production settings (DEBUG off) on loopback, storing under ``scratch``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     env.update(
         DJANGO_SETTINGS_MODULE="openscan_portal.settings",
@@ -96,12 +91,23 @@ def start_portal(
         DJANGO_SECURE_SSL_REDIRECT="false",
         DJANGO_ALLOWED_HOSTS="127.0.0.1",
         DJANGO_LOG_LEVEL="WARNING",
-        DJANGO_CONN_MAX_AGE="60",
         DATABASE_URL=os.environ.get("DATABASE_URL")
         or f"sqlite:///{scratch}/bench.sqlite3",
         OPENSCAN_MEDIA_ROOT=str(scratch / "media"),
-        WEB_CONCURRENCY=str(workers),
-        **env_extra,
+    )
+    env.update(env_extra)
+    return env
+
+
+def start_portal(
+    scratch: Path, *, workers: int, **env_extra: str
+) -> tuple[subprocess.Popen, str, str, dict[str, str]]:
+    """Migrate a scratch database, make a private token, start gunicorn on a free port.
+
+    Returns the server process, its base URL, the token's key and the environment.
+    """
+    env = scratch_env(
+        scratch, DJANGO_CONN_MAX_AGE="60", WEB_CONCURRENCY=str(workers), **env_extra
     )
     python = sys.executable
     subprocess.run(
