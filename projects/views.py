@@ -344,15 +344,13 @@ def project_scale(request: HttpRequest, project_id: uuid.UUID) -> JsonResponse:
     if not isinstance(body, dict):
         return JsonResponse({"detail": "Send a JSON object."}, status=400)
     try:
-        if body.get("clear") is True:
-            project = services.project_scale_clear(project=project)
-        else:
-            project = services.project_scale_set(
-                project=project,
-                point_a=body.get("point_a"),
-                point_b=body.get("point_b"),
-                distance_mm=body.get("distance_mm"),
-            )
+        project = services.project_scale_change(
+            project=project,
+            clear=body.get("clear") is True,
+            point_a=body.get("point_a"),
+            point_b=body.get("point_b"),
+            distance_mm=body.get("distance_mm"),
+        )
     except ApplicationError as exc:
         return JsonResponse({"detail": exc.message}, status=exc.status)
     return JsonResponse(

@@ -223,15 +223,13 @@ class ProjectScaleApi(APIView):
         data = self.ScaleInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        if values["clear"]:
-            project = services.project_scale_clear(project=project)
-        else:
-            project = services.project_scale_set(
-                project=project,
-                point_a=values.get("point_a"),
-                point_b=values.get("point_b"),
-                distance_mm=values.get("distance_mm"),
-            )
+        project = services.project_scale_change(
+            project=project,
+            clear=values["clear"],
+            point_a=values.get("point_a"),
+            point_b=values.get("point_b"),
+            distance_mm=values.get("distance_mm"),
+        )
         return Response(project_output(request, project))
 
 

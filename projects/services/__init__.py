@@ -11,7 +11,11 @@ from projects.services.projects import (
     project_share,
     project_start,
 )
-from projects.services.scale import project_scale_clear, project_scale_set
+from projects.services.scale import (
+    project_scale_change,
+    project_scale_clear,
+    project_scale_set,
+)
 from projects.services.uploads import (
     part_append,
     part_received,
@@ -32,6 +36,7 @@ __all__ = [
     "project_refund",
     "project_reprocess",
     "project_reset",
+    "project_scale_change",
     "project_scale_clear",
     "project_scale_set",
     "project_share",

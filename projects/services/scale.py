@@ -195,3 +195,20 @@ def project_scale_forget(*, project: Project) -> None:
     _forget_copies_on_commit(project)
     project.mm_per_unit = None
     project.scale = {}
+
+
+def project_scale_change(
+    *,
+    project: Project,
+    clear: bool,
+    point_a: object = None,
+    point_b: object = None,
+    distance_mm: object = None,
+) -> Project:
+    """Clear the real size, or set it from two points and their distance: the one
+    entry point for the portal's view and the REST API."""
+    if clear:
+        return project_scale_clear(project=project)
+    return project_scale_set(
+        project=project, point_a=point_a, point_b=point_b, distance_mm=distance_mm
+    )
