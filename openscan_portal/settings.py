@@ -439,7 +439,7 @@ ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_USER_DISPLAY = "accounts.adapter.user_display"
 # How often the project page asks the REST API for progress.
-OPENSCAN_POLL_SECONDS = env.int("OPENSCAN_POLL_SECONDS", default=2)
+OPENSCAN_POLL_SECONDS = env.float("OPENSCAN_POLL_SECONDS", default=2.0)
 # Size of each resumable PATCH the upload page sends.
 OPENSCAN_BROWSER_CHUNK_BYTES = env.int(
     "OPENSCAN_BROWSER_CHUNK_BYTES", default=8 * 1024 * 1024

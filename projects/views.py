@@ -136,7 +136,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
                 "status_api": reverse(
                     "projects-api:status", kwargs={"project_id": uuid.UUID(int=0)}
                 ),
-                "poll_ms": settings.OPENSCAN_POLL_SECONDS * 1000,
+                "poll_ms": round(settings.OPENSCAN_POLL_SECONDS * 1000),
                 "stages": portal.STAGE_LABELS,
             },
         },
@@ -188,7 +188,7 @@ def project_detail(request: HttpRequest, project_id: uuid.UUID) -> HttpResponse:
     )
     status_config = {
         "api": reverse("projects-api:status", kwargs={"project_id": project.id}),
-        "poll_ms": settings.OPENSCAN_POLL_SECONDS * 1000,
+        "poll_ms": round(settings.OPENSCAN_POLL_SECONDS * 1000),
         "status": project.status,
         "terminal": project.is_terminal,
     }

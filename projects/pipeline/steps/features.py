@@ -17,6 +17,9 @@ from projects.pipeline.types import CountCallback, ignore_count
 # Photos per extraction call after the first: enough for this many seconds, so
 # progress moves while the per-call start-up stays small.
 BATCH_SECONDS = 3.0
+# ...and at least this many counts per stage, so a fast machine still shows the
+# stage moving rather than jumping from a quarter to done.
+MIN_REPORTS = 8
 
 
 def extract(
@@ -42,7 +45,8 @@ def extract(
     by_key = sorted(ingested.images, key=lambda im: im.camera_key)
     total, done = len(by_key), 0
     workers = threads or os.cpu_count() or 1
-    batch = 2 * workers
+    most = max(1, -(-total // MIN_REPORTS))
+    batch = min(2 * workers, most)
     for _, group_iter in groupby(by_key, key=lambda im: im.camera_key):
         group = list(group_iter)
         first = group[0]
@@ -68,7 +72,8 @@ def extract(
                 camera_id=camera_id,
             )
             per_photo = (time.perf_counter() - start) / len(chunk)
-            batch = max(workers, min(64, int(BATCH_SECONDS / max(per_photo, 1e-3))))
+            by_time = int(BATCH_SECONDS / max(per_photo, 1e-3))
+            batch = max(1, min(most, 64, max(workers, by_time)))
             done += len(chunk)
             on_photo(done, total)
     engine.number_images_by_name(database)
@@ -154,7 +159,8 @@ class Matcher:
     ) -> None:
         """Match in batches of about BATCH_SECONDS each, counting pairs as they go."""
         pairs_file = self.workdir / file_name
-        batch, done = 8 * (self.threads or os.cpu_count() or 1), 0
+        most = max(1, -(-len(chosen) // MIN_REPORTS))
+        batch, done = min(8 * (self.threads or os.cpu_count() or 1), most), 0
         while done < len(chosen):
             chunk = chosen[done : done + batch]
             pairs_file.write_text(
@@ -165,6 +171,7 @@ class Matcher:
                 database=self.database, pairs_file=pairs_file, threads=self.threads
             )
             per_pair = (time.perf_counter() - start) / len(chunk)
-            batch = max(8, min(2000, int(BATCH_SECONDS / max(per_pair, 1e-4))))
+            by_time = int(BATCH_SECONDS / max(per_pair, 1e-4))
+            batch = max(1, min(most, 2000, max(8, by_time)))
             done += len(chunk)
             on_pairs(done, len(chosen))
