@@ -68,10 +68,11 @@ deploy-check: install
 	$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 bench: install
-	$(BIN)/python benchmarks/portal.py
-	$(BIN)/python benchmarks/slow_clients.py
-	$(BIN)/python benchmarks/wire.py
-	$(BIN)/python benchmarks/reconstruction.py
+	$(BIN)/python -m benchmarks.portal
+	$(BIN)/python -m benchmarks.slow_clients
+	$(BIN)/python -m benchmarks.wire
+	$(BIN)/python -m benchmarks.reconstruction
+	$(BIN)/python -m benchmarks.eta
 	$(BIN)/python -m benchmarks.user_path
 
 clean:

@@ -633,7 +633,7 @@ async function main() {
 
   // Where the camera markers are on screen, nearest the view first, for tools and
   // tests that click them: [{index, name, x, y}] in client pixels, only those
-  // not hidden behind the model.
+  // not hidden behind the model or under the page's header.
   root.visibleCameras = () => {
     if (!cameraGroup || !cameraGroup.visible) return [];
     const rect = canvas.getBoundingClientRect();
@@ -646,6 +646,8 @@ async function main() {
       const y = rect.top + ((1 - p.y) / 2) * rect.height;
       castFrom(x, y);
       const hit = raycaster.intersectObjects([...pickables, ...meshes], false)[0];
+      // Not under a sticky header or a dialog: a click there would reach the canvas.
+      if (document.elementFromPoint(x, y) !== canvas) continue;
       if (hit && hit.object === face) found.push({ index: face.userData.index, name: cams[face.userData.index].name, x, y, depth: p.z });
     }
     return found.sort((a, b) => a.depth - b.depth);

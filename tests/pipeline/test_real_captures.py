@@ -134,3 +134,38 @@ def test_a_photo_stored_sideways_with_exif_orientation_is_placed(
         c["name"] for c in json.loads((out / "cameras.json").read_text())["cameras"]
     ]
     assert errors[names.index("IMG_0005.jpg")] < 0.05 * spread
+
+
+PHONE_SET = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "monstree-phone"
+
+
+@pytest.mark.timeout(1200)
+def test_the_real_phone_set_in_shuffled_order_gives_a_textured_model(
+    tmp_path: Path,
+) -> None:
+    """23 real iPhone 7 photos hand-held around a sculpture, renamed in a random
+    order as a phone's share sheet may send them, through the default preset."""
+    photos = sorted(PHONE_SET.glob("*.JPG"))
+    assert len(photos) == 23, f"the real phone set is expected at {PHONE_SET}"
+    images = tmp_path / "images"
+    images.mkdir()
+    order = np.random.default_rng(7).permutation(len(photos))
+    for new, old in zip(order, photos, strict=True):
+        shutil.copyfile(old, images / f"photo_{new:02d}.jpg")
+    request = ReconstructionRequest.from_input_path(
+        images, out_dir=tmp_path / "out", workdir=tmp_path / "work"
+    )
+    assert request.preset is Preset.BALANCED
+    result = reconstruct(request)
+    assert result.images_registered >= 21, result.unplaced_images
+    assert result.mean_reprojection_error < 1.5
+    assert result.faces > 5_000
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report
+    glb = (tmp_path / "out" / "model.glb").read_bytes()
+    assert glb[:4] == b"glTF"
+    obj = (tmp_path / "out" / "model.obj").read_text().splitlines()
+    assert "mtllib model.mtl" in obj
+    with Image.open(tmp_path / "out" / "texture.jpg") as texture:
+        # Painted from the photos: not one flat colour.
+        assert np.asarray(texture.convert("L")).std() > 10
