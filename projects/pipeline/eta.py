@@ -12,26 +12,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Seconds per unit of work, from the 2-core development machine (balanced preset,
-# 24- and 60-photo sets; ``python -m benchmarks.eta`` prints measured/model per
-# stage): the absolute level matters little, a run rescales it by its own pace,
-# the ratios between stages set how well the time left holds.
+# Seconds per unit of work, from the 2-core development machine when quiet
+# (balanced preset, 24- and 60-photo sets; ``python -m benchmarks.eta`` prints
+# measured/model per stage). A run rescales them by its own pace, but only after
+# PRIOR_SECONDS of evidence, so the level matters for short runs and the ratios
+# between stages for all.
 RATES = {
-    "ingest": 0.03,  # per photo megapixel decoded
-    "masks": 0.02,  # per photo (still-backdrop check)
-    "features": 1.0,  # per SIFT megapixel
-    "matching": 0.04,  # per pair at 4,096 features per photo, in ~3 s batches
-    "sparse": 0.03,  # per photos**1.5
-    "dense": 0.034,  # per depth map x megapixel x plane x neighbour
-    "normals": 0.05,  # per photo, when a preset skips dense
-    "mesh": 25.0,  # per Poisson octree at depth 8
-    "texture_atlas": 2.7,  # per texture megapixel
-    "texture_photos": 0.45,  # per photo megapixel sampled
-    "export": 0.8,  # per texture megapixel (image encoding dominates)
+    "ingest": 0.0045,  # per photo megapixel decoded
+    "masks": 0.004,  # per photo (still-backdrop check)
+    "features": 0.2,  # per SIFT megapixel
+    "matching": 0.0074,  # per pair at 4,096 features per photo, in batches
+    "sparse": 0.0066,  # per photos**1.5
+    "dense": 0.0071,  # per depth map x megapixel x plane x neighbour
+    "normals": 0.01,  # per photo, when a preset skips dense
+    "mesh": 3.9,  # per Poisson octree at depth 8
+    "texture_atlas": 0.62,  # per texture megapixel
+    "texture_photos": 0.1,  # per photo megapixel sampled
+    "export": 0.34,  # per texture megapixel (image encoding dominates)
 }
 # The measured rate only earns trust as real seconds accumulate: the first
 # PRIOR_SECONDS of predictions count as if the model had been exactly right.
-PRIOR_SECONDS = 10.0
+PRIOR_SECONDS = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,7 @@ def predict(work: Workload) -> dict[str, float]:
         else r["normals"] * work.photos
     )
     return {
-        "ingest": r["ingest"] * work.photo_megapixels + 0.01 * work.photos,
+        "ingest": r["ingest"] * work.photo_megapixels + 0.002 * work.photos,
         "features": r["features"] * work.sift_megapixels + r["masks"] * work.photos,
         "matching": r["matching"] * work.pairs * (work.sift_features / 4096) ** 2,
         "sparse": r["sparse"] * work.photos**1.5,
