@@ -14,8 +14,8 @@ token, then drives Debian's Chromium (never a downloaded browser) and prints:
    transferred as served (whitenoise's .br/.gz for static files), the bodies'
    decoded bytes and their gzip -9 size;
 3. first frame on that page, median of 3 cold loads: navigation start to the
-   first non-blank canvas and to ``data-state="ready"`` (the viewer sets it
-   before its first frame is drawn, so it comes first); then "Full detail"
+   first non-blank canvas and to ``data-state="ready"`` (set once the first
+   frame is drawn); then "Full detail"
    clicked to the full model drawn (``data-full="ready"``) and its bytes.
 
 Run: ``.venv/bin/python -m benchmarks.user_path [--views 24]`` (a few minutes:

@@ -179,13 +179,11 @@ def project_detail(request: HttpRequest, project_id: uuid.UUID) -> HttpResponse:
     downloads = selectors.project_downloads(
         project=project, base=lambda path: public_url(request, path)
     )
-    share_url = (
-        public_url(
-            request, reverse("projects:shared", kwargs={"share_key": project.share_key})
-        )
-        if project.share_key
-        else ""
-    )
+    share_url = embed_url = ""
+    if project.share_key:
+        keys = {"share_key": project.share_key}
+        share_url = public_url(request, reverse("projects:shared", kwargs=keys))
+        embed_url = public_url(request, reverse("projects:shared-embed", kwargs=keys))
     status_config = {
         "api": reverse("projects-api:status", kwargs={"project_id": project.id}),
         "poll_ms": round(settings.OPENSCAN_POLL_SECONDS * 1000),
@@ -211,6 +209,7 @@ def project_detail(request: HttpRequest, project_id: uuid.UUID) -> HttpResponse:
             "project": project,
             "downloads": downloads,
             "share_url": share_url,
+            "embed_url": embed_url,
             "status_config": status_config,
             "viewer_config": viewer_config,
             "advice": portal.failure_advice(project=project)

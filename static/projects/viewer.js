@@ -523,6 +523,7 @@ async function main() {
     form.hidden = true;
     measureError.hidden = true;
     marks.clear();
+    $("viewer-measure-clear").hidden = !config.scale;
     hint.textContent = "Click a first point on the model (a corner or an edge you can measure).";
     redraw();
   }
@@ -558,6 +559,8 @@ async function main() {
     measureButton.addEventListener("click", () => (measuring() ? endMeasure() : startMeasure()));
     $("viewer-measure-cancel").addEventListener("click", endMeasure);
     $("viewer-measure-again").addEventListener("click", startMeasure);
+    // Back to the reconstruction's own units: every download loses its mm copy.
+    $("viewer-measure-clear").addEventListener("click", () => saveScale({ clear: true }));
     form.addEventListener("submit", (e) => {
       e.preventDefault();
       const mm = Number($("viewer-measure-mm").value);
@@ -659,14 +662,19 @@ async function main() {
   });
 
   // Draw only when something moved: phones keep their battery, slow GPUs stay responsive.
+  // "ready" once the first frame is drawn, so what waits for it sees the model.
+  let firstFrame = true;
   renderer.setAnimationLoop(() => {
     const moved = controls.update();
     if (moved || dirty) {
       dirty = false;
       renderer.render(scene, camera);
+      if (firstFrame) {
+        firstFrame = false;
+        setState("ready");
+      }
     }
   });
-  setState("ready");
 }
 
 main().catch((err) => setState("error", String(err && err.message ? err.message : err)));

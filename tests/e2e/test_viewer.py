@@ -86,6 +86,10 @@ def exercise_viewer(page, artifacts, label: str) -> None:
     """What every viewer must do, on the page already loaded."""
     page.set_default_timeout(90_000)  # swiftshader on a shared CPU is slow
     page.wait_for_selector("#viewer[data-state=ready]", timeout=60_000)
+    # the hint speaks of the pointer in hand: fingers on the phone, a mouse else
+    hand, other = ("touch", "mouse") if label == "phone" else ("mouse", "touch")
+    assert page.locator(f".viewer__hint--{hand}").is_visible()
+    assert not page.locator(f".viewer__hint--{other}").is_visible()
     page.uncheck("#vw-rotate")
     page.uncheck("#vw-cameras")
     page.click("#vw-reset")  # back to the first view, which auto-rotate left
@@ -322,6 +326,16 @@ def test_viewer_on_desktop_and_phone(
     project.refresh_from_db()
     separation = float(np.linalg.norm(np.subtract(body["point_a"], body["point_b"])))
     assert project.mm_per_unit == pytest.approx(100 / separation, rel=1e-6)
+
+    # forgetting the real size: back to the model's own units, the scale gone
+    page.click("#vw-measure")
+    page.click("#viewer-measure-clear")
+    wait_until(page, "document.getElementById('viewer').dataset.scaled === 'false'")
+    assert scale_posts[-1][0] == {"clear": True}
+    assert "units" in page.locator("#viewer-dims").inner_text()
+    assert page.locator("#vw-measure").inner_text() == "Set real size"
+    project.refresh_from_db()
+    assert project.mm_per_unit is None
 
     # full detail on demand
     page.click("#vw-full")

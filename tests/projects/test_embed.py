@@ -68,13 +68,29 @@ def test_embed_page_is_frameable_and_nothing_else(shared_project) -> None:
         assert _frame_ancestors(response) == "frame-ancestors 'none'"
 
 
-def test_share_page_offers_the_embed_code(shared_project) -> None:
-    project, _owner = shared_project
-    page = Client().get(f"/s/{project.share_key}/").content.decode()
+def test_share_page_and_the_owners_share_card_offer_the_embed_code(
+    shared_project,
+) -> None:
+    project, owner = shared_project
     code = f'&lt;iframe src="http://testserver/s/{project.share_key}/embed/"'
-    assert code in page
-    # a quote in the name stays inside the snippet's title attribute
-    assert 'title="vase &amp;quot;blue&amp;quot; · 3D model"' in page
+    for page in (
+        Client().get(f"/s/{project.share_key}/").content.decode(),
+        owner.get(f"/projects/{project.id}/").content.decode(),
+    ):
+        assert code in page
+        # a quote in the name stays inside the snippet's title attribute
+        assert 'title="vase &amp;quot;blue&amp;quot; · 3D model"' in page
+
+
+def test_no_embed_code_without_a_share_link_or_a_model(shared_project) -> None:
+    project, owner = shared_project
+    project.status = Project.Status.FAILED
+    project.save(update_fields=["status"])
+    assert b"embed-code" not in owner.get(f"/projects/{project.id}/").content
+    project_share(project=project, enabled=False)
+    project.status = Project.Status.DONE
+    project.save(update_fields=["status"])
+    assert b"embed-code" not in owner.get(f"/projects/{project.id}/").content
 
 
 def test_embed_of_a_revoked_link_is_gone(shared_project) -> None:
