@@ -215,6 +215,11 @@ OPENSCAN_JOB_MAX_ATTEMPTS = env.int("OPENSCAN_JOB_MAX_ATTEMPTS", default=3)
 OPENSCAN_HEARTBEAT_STALE_SECONDS = env.int(
     "OPENSCAN_HEARTBEAT_STALE_SECONDS", default=120
 )
+# Least seconds between two progress writes of a running job (one UPDATE each):
+# below the pages' poll interval, above what a busy database should absorb.
+OPENSCAN_PROGRESS_WRITE_SECONDS = env.float(
+    "OPENSCAN_PROGRESS_WRITE_SECONDS", default=1.0
+)
 Q_CLUSTER = {
     "name": "openscan",
     "workers": env.int("OPENSCAN_WORKERS", default=2),

@@ -135,7 +135,10 @@ class _ProgressRecorder:
             }
             if progress.message and (not self.log or self.log[-1] != progress.message):
                 self.log = [*self.log, progress.message][-LOG_TAIL:]
-        if time.monotonic() - self._last_write > 1.0:
+        if (
+            time.monotonic() - self._last_write
+            > settings.OPENSCAN_PROGRESS_WRITE_SECONDS
+        ):
             self.flush()
 
     def note(self, message: str) -> None:

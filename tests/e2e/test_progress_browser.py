@@ -31,7 +31,9 @@ def _status(page) -> dict[str, str]:
 def test_status_card_counts_work_and_the_percentage_only_grows(
     browser, live_server, artifacts: Path, person, tmp_path: Path, settings
 ) -> None:
-    # A fast machine processes the set in 20 s: poll often enough to see it move.
+    # A fast machine processes the set in 10-20 s: write and poll often enough
+    # to see it move.
+    settings.OPENSCAN_PROGRESS_WRITE_SECONDS = 0.2
     settings.OPENSCAN_POLL_SECONDS = 0.4
     user, token = person
     photos = photo_set_for_upload(tmp_path / "render")
