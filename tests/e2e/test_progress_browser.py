@@ -54,7 +54,7 @@ def test_status_card_counts_work_and_the_percentage_only_grows(
                 if len(seen) == 12:
                     shot(page, artifacts, "progress-running-desktop")
                     page.set_viewport_size(PHONE)
-                if len(seen) == 24:
+                if len(seen) == 14:
                     shot(page, artifacts, "progress-running-phone")
             page.wait_for_timeout(250)
     project.refresh_from_db()
