@@ -64,10 +64,7 @@ def _viewer_config(
         "full_model": full_model_url,
         "model_url": model_url,
         "full_model_url": full_model_url,
-        # The folder DRACOLoader fetches its decoder from (named from a file in
-        # it: hashed static names keep their folder).
-        "draco_path": static(f"{portal.DRACO_DIR}draco_decoder.wasm").rsplit("/", 1)[0]
-        + "/",
+        "draco_path": _draco_path(),
         "coverage_url": file_url(COVERAGE_NAME) if COVERAGE_NAME in files else None,
         "scale": {"mm_per_unit": project.mm_per_unit}
         if project.mm_per_unit is not None
@@ -79,6 +76,12 @@ def _viewer_config(
         "name": project.name.removesuffix(".zip"),
         "faces": stats.get("faces"),
     }
+
+
+def _draco_path() -> str:
+    """The folder DRACOLoader fetches its decoder from (named from a file in it:
+    hashed static names keep their folder)."""
+    return static(f"{portal.DRACO_DIR}draco_decoder.wasm").rsplit("/", 1)[0] + "/"
 
 
 # The landing page's demo: a model the real engine made from the 24-photo
@@ -111,7 +114,11 @@ def home(request: HttpRequest) -> HttpResponse:
                 "private_limit_filesize": settings.OPENSCAN_PRIVATE_LIMIT_FILESIZE,
                 "private_limit_photos": settings.OPENSCAN_PRIVATE_LIMIT_PHOTOS,
             },
-            "viewer_config": _DEMO_VIEWER | {"model": static(_DEMO_VIEWER["model"])},
+            "viewer_config": _DEMO_VIEWER
+            | {
+                "model": static(_DEMO_VIEWER["model"]),
+                "draco_path": _draco_path(),
+            },
         },
     )
 

@@ -5,6 +5,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import pygltflib
 import pytest
 from allauth.account.models import EmailAddress
 from django.conf import settings
@@ -181,10 +182,15 @@ def test_landing_page_shows_costs_from_settings_and_the_demo_model(
     assert '"cameras": ""' in page
 
 
-def test_the_demo_model_is_a_small_glb() -> None:
+def test_the_demo_model_is_a_small_draco_glb(client: Client) -> None:
     data = DEMO_GLB.read_bytes()
     assert data[:4] == b"glTF"
-    assert len(data) < 1_500_000
+    assert len(data) < 300_000
+    gltf = pygltflib.GLTF2.load_from_bytes(data)
+    assert "KHR_draco_mesh_compression" in gltf.extensionsRequired
+    # ...so the landing page names the decoder's folder for the viewer
+    page = client.get(reverse("projects:home")).content.decode()
+    assert re.search(r'"draco_path": "/static/[^"]*draco/[^"]*/"', page)
 
 
 def test_token_page_gives_the_rig_cli_and_curl_commands(make_person) -> None:
