@@ -84,6 +84,13 @@ def _draco_path() -> str:
     return static(f"{portal.DRACO_DIR}draco_decoder.wasm").rsplit("/", 1)[0] + "/"
 
 
+def _embed_url(request: HttpRequest, share_key: str) -> str:
+    """The page other sites frame, for the embed code on both share pages."""
+    return public_url(
+        request, reverse("projects:shared-embed", kwargs={"share_key": share_key})
+    )
+
+
 # The landing page's demo: a model the real engine made from the 24-photo
 # synthetic set (benchmarks/synthetic.py), shipped as a static file; no cameras,
 # points or photos.
@@ -188,9 +195,10 @@ def project_detail(request: HttpRequest, project_id: uuid.UUID) -> HttpResponse:
     )
     share_url = embed_url = ""
     if project.share_key:
-        keys = {"share_key": project.share_key}
-        share_url = public_url(request, reverse("projects:shared", kwargs=keys))
-        embed_url = public_url(request, reverse("projects:shared-embed", kwargs=keys))
+        share_url = public_url(
+            request, reverse("projects:shared", kwargs={"share_key": project.share_key})
+        )
+        embed_url = _embed_url(request, project.share_key)
     status_config = {
         "api": reverse("projects-api:status", kwargs={"project_id": project.id}),
         "poll_ms": round(settings.OPENSCAN_POLL_SECONDS * 1000),
@@ -447,16 +455,13 @@ def _shared_headers(response: HttpResponse) -> HttpResponse:
 @require_GET
 def shared(request: HttpRequest, share_key: str) -> HttpResponse:
     project = selectors.project_get_shared(share_key=share_key)
-    embed_url = public_url(
-        request, reverse("projects:shared-embed", kwargs={"share_key": share_key})
-    )
     response = render(
         request,
         "projects/shared.html",
         {
             "project": project,
             "viewer_config": _shared_viewer_config(project, share_key),
-            "embed_url": embed_url,
+            "embed_url": _embed_url(request, share_key),
             "unfurl": _unfurl(request, project, share_key),
         },
     )

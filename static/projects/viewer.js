@@ -647,10 +647,10 @@ async function main() {
       if (Math.abs(p.x) > 0.95 || Math.abs(p.y) > 0.95 || p.z > 1) continue;
       const x = rect.left + ((p.x + 1) / 2) * rect.width;
       const y = rect.top + ((1 - p.y) / 2) * rect.height;
-      castFrom(x, y);
-      const hit = raycaster.intersectObjects([...pickables, ...meshes], false)[0];
       // Not under a sticky header or a dialog: a click there would reach the canvas.
       if (document.elementFromPoint(x, y) !== canvas) continue;
+      castFrom(x, y);
+      const hit = raycaster.intersectObjects([...pickables, ...meshes], false)[0];
       if (hit && hit.object === face) found.push({ index: face.userData.index, name: cams[face.userData.index].name, x, y, depth: p.z });
     }
     return found.sort((a, b) => a.depth - b.depth);

@@ -22,6 +22,16 @@ BATCH_SECONDS = 3.0
 MIN_REPORTS = 8
 
 
+def _most_per_batch(total: int) -> int:
+    return max(1, -(-total // MIN_REPORTS))
+
+
+def _next_batch(seconds_per_item: float, *, least: int, most: int) -> int:
+    """Items for about BATCH_SECONDS, at least ``least``, at most ``most``."""
+    by_time = int(BATCH_SECONDS / max(seconds_per_item, 1e-4))
+    return min(most, max(least, by_time))
+
+
 def extract(
     ingested: IngestResult,
     database: Path,
@@ -45,7 +55,7 @@ def extract(
     by_key = sorted(ingested.images, key=lambda im: im.camera_key)
     total, done = len(by_key), 0
     workers = threads or os.cpu_count() or 1
-    most = max(1, -(-total // MIN_REPORTS))
+    most = min(_most_per_batch(total), 64)
     batch = min(2 * workers, most)
     for _, group_iter in groupby(by_key, key=lambda im: im.camera_key):
         group = list(group_iter)
@@ -72,8 +82,7 @@ def extract(
                 camera_id=camera_id,
             )
             per_photo = (time.perf_counter() - start) / len(chunk)
-            by_time = int(BATCH_SECONDS / max(per_photo, 1e-3))
-            batch = max(1, min(most, 64, max(workers, by_time)))
+            batch = _next_batch(per_photo, least=workers, most=most)
             done += len(chunk)
             on_photo(done, total)
     engine.number_images_by_name(database)
@@ -159,7 +168,7 @@ class Matcher:
     ) -> None:
         """Match in batches of about BATCH_SECONDS each, counting pairs as they go."""
         pairs_file = self.workdir / file_name
-        most = max(1, -(-len(chosen) // MIN_REPORTS))
+        most = min(_most_per_batch(len(chosen)), 2000)
         batch, done = min(8 * (self.threads or os.cpu_count() or 1), most), 0
         while done < len(chosen):
             chunk = chosen[done : done + batch]
@@ -171,7 +180,6 @@ class Matcher:
                 database=self.database, pairs_file=pairs_file, threads=self.threads
             )
             per_pair = (time.perf_counter() - start) / len(chunk)
-            by_time = int(BATCH_SECONDS / max(per_pair, 1e-4))
-            batch = max(1, min(most, 2000, max(8, by_time)))
+            batch = _next_batch(per_pair, least=8, most=most)
             done += len(chunk)
             on_pairs(done, len(chosen))
