@@ -291,7 +291,6 @@ def _reconstruct(request: ReconstructionRequest, run: _Run) -> ReconstructionRes
             out_dir=request.workdir / "sparse",
             names=names,
             min_share=request.min_registered_share,
-            threads=threads,
             on_registered=lambda k: run.report(
                 k / total, unit="photos placed", done=k, total=total
             ),
