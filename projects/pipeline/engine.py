@@ -232,10 +232,11 @@ def map_incremental(
     last call kept in ``out_dir/best`` (after more pairs were matched).
     """
     options = pycolmap.IncrementalPipelineOptions()
-    # One thread: Ceres sums a multi-threaded bundle adjustment in a varying
-    # order, and a last-digit difference can tip a later choice of the mapper,
-    # so the same photos came out shifted by 3 % of the ring. On 96 photos one
-    # thread maps as fast as two here (17.3 s against 18.6 s on 2 cores).
+    # One thread: a bundle adjustment over 50k residuals runs on Ceres' threads,
+    # whose sums come in a varying order; a last-digit difference can tip a
+    # later choice of the mapper, and the same photos once came out shifted by
+    # 3 % of the ring. On 96 photos one thread maps as fast as two on 2 cores
+    # (17.3 s against 18.6 s).
     options.num_threads = 1
     options.ba_refine_focal_length = refine_focal
     if lighter_bundle_adjustment:
