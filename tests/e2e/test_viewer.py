@@ -89,6 +89,7 @@ def exercise_viewer(page, artifacts, label: str) -> None:
     # the hint speaks of the pointer in hand: fingers on the phone, a mouse else
     hand, other = ("touch", "mouse") if label == "phone" else ("mouse", "touch")
     assert page.locator(f".viewer__hint--{hand}").is_visible()
+    assert "a camera to see its photo" in page.inner_text(f".viewer__hint--{hand}")
     assert not page.locator(f".viewer__hint--{other}").is_visible()
     page.uncheck("#vw-rotate")
     page.uncheck("#vw-cameras")

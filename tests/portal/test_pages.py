@@ -180,6 +180,7 @@ def test_landing_page_shows_costs_from_settings_and_the_demo_model(
     assert settings.OPENSCAN_PUBLIC_TOKEN in page
     assert '"model": "/static/projects/demo/statuette.glb"' in page
     assert '"cameras": ""' in page
+    assert "camera to see its photo" not in page  # the demo has no cameras
 
 
 def test_the_demo_model_is_a_small_draco_glb(client: Client) -> None:
