@@ -49,15 +49,6 @@ function hideLoading() {
   $("viewer-loading").hidden = true;
 }
 
-function webglAvailable() {
-  try {
-    const canvas = document.createElement("canvas");
-    return !!(window.WebGL2RenderingContext && canvas.getContext("webgl2")) || !!canvas.getContext("webgl");
-  } catch {
-    return false;
-  }
-}
-
 // The preview's geometry is Draco-compressed; the decoder is vendored and
 // loaded from config.draco_path (WebAssembly: CSP allows 'wasm-unsafe-eval').
 let draco = null;
@@ -184,14 +175,33 @@ async function main() {
     setState("error", "This project has no model file.");
     return;
   }
-  if (!webglAvailable()) {
-    setState("no-webgl", "Your browser or device has WebGL turned off. Download the GLB below and open it in any 3D viewer, or try another browser.");
-    return;
-  }
   setState("loading");
   showLoading("Loading the model…");
+  // The model's bytes and the Draco decoder come first; the decoder's worker
+  // then decodes while the WebGL context is made (a few hundred ms with
+  // software GL), instead of after it.
+  const loader = makeLoader(config);
+  if (draco) draco.preload();
+  let parsing;
+  try {
+    const bytes = await new THREE.FileLoader().setResponseType("arraybuffer").loadAsync(modelUrl, (e) => {
+      if (e.total) $("viewer-loading-text").textContent = `Loading the model… ${Math.round((e.loaded / e.total) * 100)} %`;
+    });
+    parsing = loader.parseAsync(bytes, THREE.LoaderUtils.extractUrlBase(modelUrl));
+    parsing.catch(() => {}); // reported where it is awaited, below
+    await new Promise((resolve) => setTimeout(resolve, 0)); // lets the parse reach the worker
+  } catch (err) {
+    setState("error", `Loading failed (${err.message || err}). Download the files below instead.`);
+    return;
+  }
 
-  const renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true, powerPreference: "high-performance" });
+  let renderer;
+  try {
+    renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true, powerPreference: "high-performance" });
+  } catch {
+    setState("no-webgl", "Your browser or device has WebGL 2 turned off, which the 3D view needs. Turn it on or try another browser; a project's downloads (GLB, OBJ, STL) open in any 3D viewer.");
+    return;
+  }
   renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
   renderer.outputColorSpace = THREE.SRGBColorSpace;
   renderer.toneMapping = THREE.ACESFilmicToneMapping;
@@ -239,9 +249,7 @@ async function main() {
 
   let loaded;
   try {
-    loaded = prepareModel(await makeLoader(config).loadAsync(modelUrl, (e) => {
-      if (e.total) $("viewer-loading-text").textContent = `Loading the model… ${Math.round((e.loaded / e.total) * 100)} %`;
-    }), renderer);
+    loaded = prepareModel(await parsing, renderer);
   } catch (err) {
     setState("error", `Loading failed (${err.message || err}). Download the files below instead.`);
     return;

@@ -130,6 +130,33 @@ def test_landing_shows_costs_and_draws_the_demo_model(
     context.close()
 
 
+# A browser with WebGL switched off: canvases give no WebGL context.
+_NO_WEBGL = """
+const getContext = HTMLCanvasElement.prototype.getContext;
+HTMLCanvasElement.prototype.getContext = function (kind, ...rest) {
+  return /webgl/.test(kind) ? null : getContext.call(this, kind, ...rest);
+};
+"""
+
+
+def test_without_webgl_the_viewer_says_so_and_what_to_do(
+    browser, live_server, artifacts: Path
+) -> None:
+    context = _context(browser, DESKTOP)
+    page = context.new_page()
+    page.add_init_script(_NO_WEBGL)
+    page.goto(f"{live_server.url}/")
+    page.wait_for_selector("#viewer[data-state=no-webgl]", timeout=30_000)
+    fallback = page.locator("#viewer-fallback")
+    assert fallback.is_visible()
+    assert "WebGL 2 turned off" in fallback.inner_text()
+    assert "try another browser" in fallback.inner_text()
+    assert not page.locator("#viewer-loading").is_visible()  # no endless spinner
+    assert not page.locator(".viewer__toolbar").is_visible()  # nothing to turn
+    shot(page, artifacts, "pages-landing-no-webgl")
+    context.close()
+
+
 @pytest.mark.parametrize("viewport", VIEWPORTS)
 def test_token_page_commands_copy_and_fit_a_phone(
     browser, live_server, artifacts: Path, person, viewport: dict
