@@ -177,6 +177,7 @@ async function main() {
   }
   setState("loading");
   showLoading("Loading the model…");
+  const loadFailed = (err) => setState("error", `Loading failed (${err.message || err}). Download the files below instead.`);
   // The model's bytes and the Draco decoder come first; the decoder's worker
   // then decodes while the WebGL context is made (a few hundred ms with
   // software GL), instead of after it.
@@ -191,7 +192,7 @@ async function main() {
     parsing.catch(() => {}); // reported where it is awaited, below
     await new Promise((resolve) => setTimeout(resolve, 0)); // lets the parse reach the worker
   } catch (err) {
-    setState("error", `Loading failed (${err.message || err}). Download the files below instead.`);
+    loadFailed(err);
     return;
   }
 
@@ -251,7 +252,7 @@ async function main() {
   try {
     loaded = prepareModel(await parsing, renderer);
   } catch (err) {
-    setState("error", `Loading failed (${err.message || err}). Download the files below instead.`);
+    loadFailed(err);
     return;
   }
   let { model, meshes, original } = loaded;
